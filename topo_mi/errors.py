@@ -1,0 +1,59 @@
+"""One exception family for topo_mi.
+
+Every error subclasses :class:`TopoMIError` *and* the built-in type a user would expect, so
+``except ValueError`` keeps working while ``except topo_mi.errors.TopoMIError`` catches them all.
+"""
+from __future__ import annotations
+
+
+class TopoMIError(Exception):
+    """Base class of every error raised by topo_mi."""
+
+
+class InvalidParameterError(TopoMIError, ValueError):
+    """A parameter has the wrong value, type or shape (the message names it)."""
+
+
+class NonFiniteError(InvalidParameterError):
+    """NaN or inf values where finite numbers are required."""
+
+
+class UnknownNameError(TopoMIError, KeyError):
+    """A name (layer, dataset, model, method, backend...) that does not exist.
+
+    The message lists the closest valid names.
+    """
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ResourceError(TopoMIError, MemoryError):
+    """The requested computation would not fit in memory (the message says what to change)."""
+
+
+class StoreMismatchError(TopoMIError, ValueError):
+    """An on-disk activation store was written with different arguments."""
+
+
+class DependencyError(TopoMIError, ImportError):
+    """An optional dependency is missing (the message names the extra to install)."""
+
+
+class DivergenceError(TopoMIError, FloatingPointError):
+    """A trajectory or an iteration produced non-finite values (the message gives the step)."""
+
+
+class SpecError(InvalidParameterError):
+    """A pipeline spec is invalid; ``.problems`` lists every (key path, message)."""
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        lines = [f"  {path}: {msg}" for path, msg in self.problems]
+        super().__init__("invalid pipeline spec:\n" + "\n".join(lines))
+
+
+__all__ = [
+    "TopoMIError", "InvalidParameterError", "NonFiniteError", "UnknownNameError",
+    "ResourceError", "StoreMismatchError", "DependencyError", "DivergenceError", "SpecError",
+]
