@@ -1,0 +1,10 @@
+"""Collect, store and reload activations.
+
+- :func:`collect` — run a ``torch.nn.Module`` over inputs and record chosen layers (forward hooks)
+- :class:`Activations` — the layer -> (n_samples, n_features) container, with labels, ids, meta
+- ``Activations.from_mapping`` — adapters for TransformerLens caches and HuggingFace outputs
+"""
+from topo_mi.activations._collect import collect, model_fingerprint, resolve_layers
+from topo_mi.activations._container import Activations
+
+__all__ = ["collect", "Activations", "resolve_layers", "model_fingerprint"]

@@ -1,0 +1,277 @@
+"""The :class:`Activations` container."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from topo_mi._validation import as_array, check_choice, check_finite, fail, unknown_name
+from topo_mi.errors import InvalidParameterError
+
+
+class Activations(Mapping):
+    """Activations of several layers over one shared sample axis.
+
+    A read-only mapping ``layer name -> ndarray (n_samples, n_features)`` (float32; in memory or
+    memory-mapped from an on-disk store), with ``labels`` (optional), stable ``sample_ids``
+    (default ``0..n-1``; two models' activations are aligned by id, never silently by position)
+    and ``meta`` (model and dataset ids, reduction, seed, versions). It holds no reference to the
+    model it came from.
+
+    Parameters
+    ----------
+    data : mapping of str to array of shape (n_samples, n_features)
+    labels : array of shape (n_samples,), optional
+    sample_ids : array of shape (n_samples,), optional
+        Unique ids (ints or strings).
+    meta : dict, optional
+    check_finite : bool, default True
+        Raise on NaN/inf, naming the layer and the count.
+    """
+
+    def __init__(self, data: Mapping[str, Any], *, labels=None, sample_ids=None, meta: dict | None = None,
+                 check_finite: bool = True, _path: Path | None = None):
+        if not isinstance(data, Mapping) or len(data) == 0:
+            fail("data", "a non-empty mapping of layer name -> (n_samples, n_features) array", data)
+        layers: dict[str, np.ndarray] = {}
+        n = None
+        for name, arr in data.items():
+            if not isinstance(name, str):
+                fail("data", "string layer names", name)
+            arr = as_array(arr, f"data[{name!r}]")
+            if arr.ndim != 2:
+                fail(f"data[{name!r}]", "a 2-D array (n_samples, n_features); reduce token/spatial axes first",
+                     f"shape {arr.shape}", raw=True)
+            if arr.dtype != np.float32:
+                arr = arr.astype(np.float32)
+            if n is None:
+                n = arr.shape[0]
+            elif arr.shape[0] != n:
+                fail(f"data[{name!r}]", f"{n} rows like the other layers", f"{arr.shape[0]} rows", raw=True)
+            if check_finite and not isinstance(arr, np.memmap):
+                _check_layer_finite(name, arr)
+            layers[name] = arr
+        if n == 0:
+            fail("data", "at least one sample", "0 rows", raw=True)
+        self._data = layers
+        self._n = int(n)
+        if sample_ids is None:
+            sample_ids = np.arange(self._n, dtype=np.int64)
+        sample_ids = np.asarray(sample_ids)
+        if sample_ids.shape != (self._n,):
+            fail("sample_ids", f"an array of shape ({self._n},)", f"shape {sample_ids.shape}", raw=True)
+        if len(np.unique(sample_ids)) != self._n:
+            fail("sample_ids", "unique ids", f"{self._n - len(np.unique(sample_ids))} duplicates", raw=True)
+        self._ids = sample_ids
+        if labels is not None:
+            labels = as_array(labels, "labels")
+            if labels.shape[:1] != (self._n,):
+                fail("labels", f"an array with {self._n} rows", f"shape {labels.shape}", raw=True)
+        self._labels = labels
+        self.meta: dict = dict(meta or {})
+        self._path = _path
+
+    # -- mapping -------------------------------------------------------------------------------
+    def __getitem__(self, name: str) -> np.ndarray:
+        try:
+            return self._data[name]
+        except KeyError:
+            raise unknown_name("layer", name, self._data) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    # -- properties ----------------------------------------------------------------------------
+    @property
+    def layers(self) -> list[str]:
+        return list(self._data)
+
+    @property
+    def n_samples(self) -> int:
+        return self._n
+
+    @property
+    def labels(self):
+        return self._labels
+
+    @property
+    def sample_ids(self) -> np.ndarray:
+        return self._ids
+
+    @property
+    def path(self) -> Path | None:
+        """The store folder when the arrays are memory-mapped from disk."""
+        return self._path
+
+    @property
+    def shapes(self) -> dict[str, tuple[int, int]]:
+        return {k: tuple(v.shape) for k, v in self._data.items()}
+
+    def __repr__(self) -> str:
+        parts = [f"{k} ({v.shape[1]})" for k, v in list(self._data.items())[:8]]
+        if len(self._data) > 8:
+            parts.append(f"... {len(self._data) - 8} more")
+        where = f", store={str(self._path)!r}" if self._path else ""
+        labels = "yes" if self._labels is not None else "no"
+        return (f"Activations(n_samples={self._n}, layers=[{', '.join(parts)}], labels={labels}{where})")
+
+    # -- selection -----------------------------------------------------------------------------
+    def select(self, layers: Iterable[str]) -> "Activations":
+        """A new Activations with only ``layers`` (in the given order)."""
+        layers = [layers] if isinstance(layers, str) else list(layers)
+        return Activations({name: self[name] for name in layers}, labels=self._labels,
+                           sample_ids=self._ids, meta=self.meta, check_finite=False, _path=self._path)
+
+    def take(self, indices) -> "Activations":
+        """A new in-memory Activations with the given rows (positions), ids and labels kept."""
+        idx = np.asarray(indices)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        if idx.ndim != 1 or (idx.size and (idx.min() < -self._n or idx.max() >= self._n)):
+            fail("indices", f"1-D positions in [0, {self._n})", idx)
+        return Activations({k: np.asarray(v[idx]) for k, v in self._data.items()},
+                           labels=None if self._labels is None else self._labels[idx],
+                           sample_ids=self._ids[idx], meta=self.meta, check_finite=False)
+
+    def subsample(self, n: int, *, method: str = "random", seed=None, layer: str | None = None) -> "Activations":
+        """``n`` samples drawn at random or by max–min (farthest-point) on ``layer``.
+
+        Max–min uses ``layer`` (default: the first layer) and records its cover radius in
+        ``meta["subsample"]``; random sampling keeps the original order of the rows.
+        """
+        from topo_mi._sampling import maxmin_landmarks, random_subsample
+
+        check_choice("method", method, ("random", "maxmin"))
+        info: dict[str, Any] = {"n": int(n), "method": method, "seed": seed}
+        if method == "random":
+            idx = random_subsample(self._n, n, seed=seed)
+        else:
+            layer = layer or self.layers[0]
+            idx, radius = maxmin_landmarks(np.asarray(self[layer]), n, seed=seed)
+            idx = np.sort(idx)
+            info.update(layer=layer, cover_radius=radius)
+        out = self.take(idx)
+        out.meta = {**self.meta, "subsample": info}
+        return out
+
+    def align(self, other: "Activations") -> tuple["Activations", "Activations", dict]:
+        """Restrict both to their common ``sample_ids`` in this object's order.
+
+        Returns the two aligned objects and a report of what was dropped from each.
+        """
+        common, ia, ib = np.intersect1d(self._ids, other._ids, assume_unique=True, return_indices=True)
+        order = np.argsort(ia)
+        ia, ib = ia[order], ib[order]
+        report = {"n_common": int(len(common)), "dropped_from_first": int(self._n - len(ia)),
+                  "dropped_from_second": int(other._n - len(ib))}
+        return self.take(ia), other.take(ib), report
+
+    # -- persistence ---------------------------------------------------------------------------
+    def save(self, path, *, overwrite: bool = False) -> Path:
+        """Write an on-disk store (one ``.npy`` per layer + a JSON manifest), atomically per file."""
+        from topo_mi.activations._store import write_store
+
+        return write_store(path, self._data, labels=self._labels, sample_ids=self._ids, meta=self.meta,
+                           overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path, *, mmap: bool = True) -> "Activations":
+        """Open a store written by :meth:`save` or by ``collect(..., store=path)``, lazily by default."""
+        from topo_mi.activations._store import open_store
+
+        data, labels, ids, meta, _ = open_store(path, mmap=mmap)
+        return cls(data, labels=labels, sample_ids=ids, meta=meta, check_finite=not mmap,
+                   _path=Path(path) if mmap else None)
+
+    def to_memory(self) -> "Activations":
+        """A copy with every layer loaded into RAM."""
+        return Activations({k: np.array(v) for k, v in self._data.items()}, labels=self._labels,
+                           sample_ids=self._ids, meta=self.meta, check_finite=False)
+
+    # -- adapters ------------------------------------------------------------------------------
+    @classmethod
+    def from_mapping(cls, mapping: Any, *, reduce: Any = "last", attention_mask=None, labels=None,
+                     sample_ids=None, meta: dict | None = None, prefix: str | None = None) -> "Activations":
+        """Build from any mapping of tensors/arrays, a TransformerLens cache or HuggingFace outputs.
+
+        Accepts
+
+        - ``Mapping[str, Tensor | ndarray]``;
+        - a TransformerLens ``ActivationCache`` (its ``cache_dict`` is used); entries that are
+          aliases of an earlier entry (same storage, shape and strides) are dropped and recorded
+          in ``meta["aliases"]``;
+        - a HuggingFace model output with ``hidden_states`` (``output_hidden_states=True``), or the
+          tuple of hidden states itself: layers are named ``hidden_states.0`` (embeddings) to
+          ``hidden_states.L``.
+
+        Outputs with token axes are reduced like :func:`topo_mi.collect` (``reduce``; pass the
+        tokenizer's ``attention_mask`` so "last" and "mean" skip padding).
+        """
+        from topo_mi.activations._reduce import check_reduce, describe_reduce, reduce_output
+
+        check_reduce(reduce)
+        name_prefix = prefix
+        if hasattr(mapping, "cache_dict"):
+            items = list(mapping.cache_dict.items())
+        elif not isinstance(mapping, Mapping) and getattr(mapping, "hidden_states", None) is not None:
+            items = [(f"hidden_states.{i}", t) for i, t in enumerate(mapping.hidden_states)]
+        elif isinstance(mapping, Mapping) and "hidden_states" in mapping and not all(
+                hasattr(v, "shape") for v in mapping.values()):
+            items = [(f"hidden_states.{i}", t) for i, t in enumerate(mapping["hidden_states"])]
+        elif isinstance(mapping, Mapping):
+            items = list(mapping.items())
+        elif isinstance(mapping, (list, tuple)):
+            name_prefix = prefix if prefix is not None else "hidden_states."
+            items = [(f"{name_prefix}{i}", t) for i, t in enumerate(mapping)]
+        else:
+            fail("mapping", "a mapping of tensors, a TransformerLens ActivationCache or HuggingFace outputs",
+                 type(mapping).__name__, raw=True)
+        data: dict[str, np.ndarray] = {}
+        aliases: dict[str, str] = {}
+        seen: dict[tuple, str] = {}
+        for name, value in items:
+            name = str(name)
+            if hasattr(value, "data_ptr"):
+                key = (value.data_ptr(), tuple(value.shape), tuple(value.stride()), str(value.dtype))
+                if value.numel() and key in seen:
+                    aliases[name] = seen[key]
+                    continue
+                seen[key] = name
+                t = value.detach()
+                if t.ndim != 2:
+                    t = reduce_output(t, reduce, layer=name, attention_mask=_as_tensor(attention_mask))
+                data[name] = t.to("cpu").float().numpy()
+            else:
+                arr = as_array(value, name)
+                if arr.ndim != 2:
+                    import torch
+
+                    arr = reduce_output(torch.from_numpy(np.ascontiguousarray(arr)), reduce, layer=name,
+                                        attention_mask=_as_tensor(attention_mask)).numpy()
+                data[name] = arr
+        meta = {**(meta or {}), "reduce": describe_reduce(reduce), "source": type(mapping).__name__}
+        if aliases:
+            meta["aliases"] = aliases
+        return cls(data, labels=labels, sample_ids=sample_ids, meta=meta)
+
+
+def _as_tensor(mask):
+    if mask is None:
+        return None
+    if hasattr(mask, "detach"):
+        return mask
+    import torch
+
+    return torch.as_tensor(np.asarray(mask))
+
+
+def _check_layer_finite(name: str, arr: np.ndarray) -> None:
+    try:
+        check_finite(f"layer {name!r}", arr, what="activations")
+    except InvalidParameterError:
+        raise
