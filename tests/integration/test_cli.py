@@ -1,0 +1,107 @@
+"""The topo-mi command and the spec runner."""
+import html.parser
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from topo_mi.cli import main
+from topo_mi.errors import SpecError
+from topo_mi.pipelines.runner import DEMO_SPEC
+from topo_mi.pipelines.spec import load_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+SPECS = sorted((ROOT / "pipelines").glob("*.toml"))
+
+
+def test_shipped_specs_validate():
+    names = {p.stem for p in SPECS}
+    assert {"demo", "naitzat_d1", "minilm_layers", "rnn_chaos", "compare_seeds"} <= names
+    for p in SPECS:
+        spec = load_spec(p)
+        assert spec["analyses"], p
+
+
+def test_demo_spec_file_is_the_builtin_one():
+    assert (ROOT / "pipelines" / "demo.toml").read_text() == DEMO_SPEC
+
+
+BROKEN = {
+    "unknown_key": ('seeed = 1\n[dataset]\nname="digits"\n[model]\nzoo="mlp-digits"\n[analyses.geometry]\n',
+                    "seeed: unknown key"),
+    "wrong_type": ('[dataset]\nname=3\n[model]\nzoo="mlp-digits"\n[analyses.geometry]\n',
+                   "dataset.name: expected a string"),
+    "out_of_range": ('[dataset]\nname="digits"\n[model]\nzoo="mlp-digits"\n[activations]\nbatch_size=0\n'
+                     '[analyses.geometry]\n', "activations.batch_size: expected an integer >= 1"),
+    "no_analysis": ('[dataset]\nname="digits"\n[model]\nzoo="mlp-digits"\n', "analyses: expected at least one"),
+    "bad_toml": ('[dataset\nname="digits"', "<toml>: not valid TOML"),
+    "two_models": ('[dataset]\nname="digits"\n[model]\nzoo="a"\nhf="b"\n[analyses.geometry]\n',
+                   "model: expected exactly one of"),
+    "bad_reduce": ('[dataset]\nname="digits"\n[model]\nzoo="mlp-digits"\n[activations]\nreduce="max"\n'
+                   '[analyses.geometry]\n', "activations.reduce"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_broken_specs_exit_2_with_key_path(case, tmp_path, capsys):
+    text, needle = BROKEN[case]
+    p = tmp_path / f"{case}.toml"
+    p.write_text(text)
+    assert main(["run", str(p), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert needle in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_all_problems_reported_at_once():
+    with pytest.raises(SpecError) as info:
+        load_spec({"seeed": 1, "dataset": {"name": 3}, "analyses": {"topo": {}}})
+    paths = [p for p, _ in info.value.problems]
+    assert {"seeed", "dataset.name", "analyses.topo"} <= set(paths)
+
+
+def test_cli_misc(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert "topo-mi 0." in capsys.readouterr().out
+    assert main(["run", str(tmp_path / "missing.toml")]) == 2
+    assert main(["show", str(tmp_path)]) == 2
+    for sub in ("run", "demo", "show", "list"):
+        with pytest.raises(SystemExit):
+            main([sub, "--help"])
+        assert "example" in capsys.readouterr().out
+
+
+class _Refs(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.refs, self.stack, self.errors = [], [], []
+
+    VOID = {"meta", "img", "br", "hr", "link", "input"}
+
+    def handle_starttag(self, tag, attrs):
+        for k, v in attrs:
+            if k in ("src", "href") and v:
+                self.refs.append(v)
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"unbalanced </{tag}>")
+        else:
+            self.stack.pop()
+
+
+def check_report(out: Path):
+    for name in ("results.json", "run.json", "index.html"):
+        assert (out / name).is_file(), name
+    parser = _Refs()
+    parser.feed((out / "index.html").read_text())
+    assert not parser.errors and parser.stack == [], (parser.errors, parser.stack)
+    for ref in parser.refs:
+        if not re.match(r"^(data:|#|https?:)", ref):
+            assert (out / ref).exists(), ref
+    return json.loads((out / "results.json").read_text())
