@@ -14,6 +14,8 @@ from topo_mi.errors import InvalidParameterError, NonFiniteError
 # Problems this small (state dim x directions x trajectories) run single-threaded: intra-op
 # threads only add fork/join cost to tiny kernels (and stall badly on a busy machine).
 SMALL_PROBLEM = 1 << 15
+# Jacobian work (inputs x d_out x d_in elements) below which torch runs single-threaded.
+SMALL_WORK = 1 << 22
 
 
 @contextlib.contextmanager
@@ -28,6 +30,13 @@ def num_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
+
+
+def threads_for(work: int, threads: int | None = None) -> contextlib.AbstractContextManager:
+    """``num_threads(threads)``, or one thread when ``work`` (elements touched) is small."""
+    if threads is None and work <= SMALL_WORK:
+        threads = 1
+    return num_threads(threads)
 
 
 def as_state(x: Any, name: str, *, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -82,4 +91,4 @@ def randomness_guard(exc: Exception, what: str) -> Exception:
     return exc
 
 
-__all__ = ["num_threads", "as_state", "module_dtype", "numel", "randomness_guard", "SMALL_PROBLEM"]
+__all__ = ["num_threads", "threads_for", "SMALL_WORK", "as_state", "module_dtype", "numel", "randomness_guard", "SMALL_PROBLEM"]

@@ -21,7 +21,7 @@ from torch import nn
 from torch.func import jacfwd, jacrev, jvp, vjp, vmap
 
 from topo_mi._validation import check_int, fail, unknown_name
-from topo_mi.dynamics._common import as_state, module_dtype, numel, randomness_guard
+from topo_mi.dynamics._common import as_state, module_dtype, numel, randomness_guard, threads_for
 from topo_mi.dynamics._results import FTLEResult, JacobianProduct, LayerJacobians
 from topo_mi.errors import ResourceError
 
@@ -245,8 +245,9 @@ def layer_jacobians(model: Any, inputs: Any, *, layers: Sequence | None = None,
     n = states[0].shape[0]
     shapes = [(numel(tuple(b.shape[1:])), numel(tuple(a.shape[1:]))) for a, b in zip(states[:-1], states[1:])]
     _resource_check(n, shapes, lm.map_names, max_bytes, "layer_jacobians")
-    jacs = [_layer_jacobian(m, h, batch_size).to(torch.float64).cpu().numpy()
-            for m, h in zip(lm.maps, states[:-1])]
+    with threads_for(n * sum(a * b for a, b in shapes)):
+        jacs = [_layer_jacobian(m, h, batch_size).to(torch.float64).cpu().numpy()
+                for m, h in zip(lm.maps, states[:-1])]
     return LayerJacobians(layers=list(lm.names), maps=lm.map_names, jacobians=jacs, n_inputs=int(n))
 
 
@@ -345,15 +346,18 @@ def jacobian_product(model: Any, inputs: Any, *, layers: Sequence | None = None,
     n = states[0].shape[0]
     d0, dL = numel(tuple(states[0].shape[1:])), numel(tuple(states[-1].shape[1:]))
     k = _check_k(k, min(d0, dL))
+    widths = [numel(tuple(s_.shape[1:])) for s_ in states]
     if k is not None:
-        s = _top_singular_values(lm.composed(), states[0], k, n_iter=n_iter, seed=seed, batch_size=batch_size)
+        with threads_for(n * max(widths) * (2 * k + 10) * len(lm.maps)):
+            s = _top_singular_values(lm.composed(), states[0], k, n_iter=n_iter, seed=seed, batch_size=batch_size)
         return JacobianProduct(layers=list(lm.names), singular_values=s.to(torch.float64).cpu().numpy(),
                                products=None, method="randomized", depth=len(lm.maps))
     shapes = [(numel(tuple(b.shape[1:])), numel(tuple(a.shape[1:]))) for a, b in zip(states[:-1], states[1:])]
     extra = [(dL, d0)] if keep_products else []
     _resource_check(n, shapes + extra, lm.map_names + (["product"] if keep_products else []), max_bytes,
                     "jacobian_product")
-    P = _full_product(lm, states, batch_size)
+    with threads_for(n * sum(a * b for a, b in shapes)):
+        P = _full_product(lm, states, batch_size)
     sv = np.linalg.svd(P, compute_uv=False)
     return JacobianProduct(layers=list(lm.names), singular_values=sv, products=P if keep_products else None,
                            method="full", depth=len(lm.maps))
@@ -373,6 +377,13 @@ def _ftle_chunk(item: dict) -> tuple:
     """One chunk of inputs for :func:`finite_time_lyapunov` (module level: runs in executors)."""
     lm, states, k, n_iter, seed, batch_size = (item[key] for key in
                                                ("lm", "states", "k", "n_iter", "seed", "batch_size"))
+    widths = [numel(tuple(s.shape[1:])) for s in states]
+    work = states[0].shape[0] * max(widths) * (max(widths) if k is None else 2 * k + 10) * len(lm.maps)
+    with threads_for(work):
+        return _ftle_chunk_work(lm, states, k, n_iter, seed, batch_size)
+
+
+def _ftle_chunk_work(lm, states, k, n_iter, seed, batch_size):
     if k is None:
         layer_sv: list = []
         P = _full_product(lm, states, batch_size, layer_sv)

@@ -194,7 +194,8 @@ def lyapunov_spectrum(step: Callable, x0: Any, n_steps: int, *, k: int | None = 
         ``k`` larger than the state dimension, ``step`` changing the state's shape or dtype,
         too few steps for the blocks of the standard error.
     DivergenceError
-        The state (or the tangent vectors) became non-finite; the message gives the step.
+        The state (or the tangent vectors) became non-finite; the message gives the step
+        (counted from 1, transient included; also in the exception's ``step`` attribute).
 
     Notes
     -----
@@ -335,11 +336,12 @@ def lyapunov_spectrum(step: Callable, x0: Any, n_steps: int, *, k: int | None = 
         for t in iterator:
             x, Q = advance_fn(x, Q, *extra_args(t))
             if not bool(torch.isfinite(x).all()):
-                phase = f"transient step {t}" if t < transient else f"measured step {t - transient}"
+                phase = f"transient step {t + 1}" if t < transient else f"measured step {t - transient + 1}"
                 err = DivergenceError(
-                    f"step: the trajectory became non-finite at step {t} ({phase} of {total}); "
-                    "the system diverges from x0 (pick another x0, a smaller dt, or check the map)")
-                err.step = t
+                    f"step: the trajectory became non-finite at step {t + 1} of {total} ({phase}; steps "
+                    "counted from 1); the system diverges from x0 (pick another x0, a smaller dt, or check "
+                    "the map)")
+                err.step = t + 1
                 raise err
             in_transient = t < transient
             s = t - transient
@@ -354,9 +356,9 @@ def lyapunov_spectrum(step: Callable, x0: Any, n_steps: int, *, k: int | None = 
             logs = torch.log(torch.abs(torch.diagonal(r, dim1=-2, dim2=-1))).to(torch.float64).numpy()
             if np.isnan(logs).any() or np.isposinf(logs).any():
                 err = DivergenceError(
-                    f"step: the tangent vectors became non-finite at step {t} (qr_every={qr_every}); "
+                    f"step: the tangent vectors became non-finite at step {t + 1} (qr_every={qr_every}); "
                     "re-orthonormalise more often (smaller qr_every) or check the map's derivative")
-                err.step = t
+                err.step = t + 1
                 raise err
             Q = q.transpose(1, 2).reshape(Q.shape)
             if in_transient:
