@@ -1,0 +1,279 @@
+"""``betti_profile``: persistence layer by layer on one shared scale grid."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from topo_mi._results import Result, result_dataclass
+from topo_mi._validation import as_array, check_float, check_int, fail, unknown_name
+from topo_mi.topology._persistence import persistence
+from topo_mi.topology._result import PersistenceResult
+from topo_mi.topology._vectorize import betti_curve
+
+
+@result_dataclass
+class BettiProfile(Result):
+    """Persistence of every layer, Betti curves on one shared grid, Betti numbers across depth.
+
+    Attributes
+    ----------
+    layers : list of str
+    results : list of PersistenceResult
+        One per layer (all points or landmarks, the seed given).
+    grid : ndarray of shape (n_grid,)
+        The shared scales ε (for ``knn_geodesic``: the integers 0, 1, 2, ... hops).
+    betti_curves : ndarray of shape (n_layers, max_dim + 1, n_grid), int64
+        ``β_k(ε)`` with the ``b <= ε < d`` convention.
+    scale : float
+        The scale of ``betti_numbers`` (chosen once, on the first layer, for all layers).
+    betti_numbers : ndarray of shape (n_layers, max_dim + 1), int64
+    complexity : ndarray of shape (n_layers,)
+        Topological complexity ``Σ_k β_k`` at ``scale`` (Naitzat et al., JMLR 2020).
+    n_boot, ci : int, float
+        Bootstrap resamples and the confidence level of the bands.
+    boot_betti_numbers : ndarray of shape (n_boot, n_layers, max_dim + 1) or None
+    betti_numbers_lo, betti_numbers_hi : ndarray of shape (n_layers, max_dim + 1) or None
+        Percentile bands of the bootstrap (float).
+    complexity_lo, complexity_hi : ndarray of shape (n_layers,) or None
+    betti_curves_lo, betti_curves_hi : ndarray like ``betti_curves`` or None
+    params : dict
+        The arguments (metric, k, landmarks, backend, coefficient field, threshold, class, seed,
+        the rule that chose ``scale``).
+    """
+
+    layers: list
+    results: list
+    grid: np.ndarray
+    betti_curves: np.ndarray
+    scale: float
+    betti_numbers: np.ndarray
+    complexity: np.ndarray
+    n_boot: int = 0
+    ci: float = 0.95
+    boot_betti_numbers: Any = None
+    betti_numbers_lo: Any = None
+    betti_numbers_hi: Any = None
+    complexity_lo: Any = None
+    complexity_hi: Any = None
+    betti_curves_lo: Any = None
+    betti_curves_hi: Any = None
+    params: dict = None
+
+    _plot_function = "topo_mi.plotting.topology:plot_betti_profile"
+
+    def __getitem__(self, layer: str) -> PersistenceResult:
+        if layer not in self.layers:
+            raise unknown_name("layer", layer, self.layers)
+        return self.results[self.layers.index(layer)]
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"n_layers": len(self.layers), "scale": float(self.scale),
+                               "metric": (self.params or {}).get("metric")}
+        for name, b, c in zip(self.layers, self.betti_numbers, self.complexity):
+            out[f"betti[{name}]"] = tuple(int(v) for v in b)
+            out[f"complexity[{name}]"] = float(c)
+        return out
+
+    def distance_matrix(self, metric: str = "bottleneck", dim: int | None = None, p: float = 2.0,
+                        executor=None) -> np.ndarray:
+        """Layer × layer diagram distances (see :func:`topo_mi.topology.distance_matrix`)."""
+        from topo_mi.topology._distances import distance_matrix
+
+        return distance_matrix(self.results, metric=metric, dim=dim, p=p, executor=executor)
+
+    def plot(self, ax=None, *, kind: str = "depth", **kwargs):
+        """``kind``: ``"depth"`` (Betti numbers across depth with bands, default), ``"curves"``
+        (β_dim(ε) heatmap, ``dim=``) or ``"distances"`` (layer × layer heatmap, ``metric=``)."""
+        from topo_mi._validation import check_choice
+        from topo_mi.plotting import topology as tp
+
+        kind = check_choice("kind", kind, ("depth", "curves", "distances"))
+        fn = {"depth": tp.plot_betti_profile, "curves": tp.plot_profile_curves,
+              "distances": tp.plot_layer_distances}[kind]
+        return fn(self, ax=ax, **kwargs)
+
+
+def _persistence_task(item: dict) -> PersistenceResult:
+    """One layer (or one bootstrap resample of it): module level, so process pools can run it."""
+    X = item["X"]
+    rows = item.get("rows")
+    if rows is not None:
+        X = np.asarray(X)[rows]
+    return persistence(X, **item["kwargs"])
+
+
+def _layer_names(acts) -> list[str]:
+    layers = getattr(acts, "layers", None)
+    return list(layers) if layers is not None else list(acts.keys())
+
+
+def _default_scale(first: PersistenceResult, metric: str) -> tuple[float, str]:
+    if metric == "knn_geodesic":
+        return 2.0, "knn_geodesic: 2 hops (Naitzat et al.)"
+    for dims, what in ((range(1, len(first.diagrams)), "H>=1"), ((0,), "H0")):
+        best = None
+        for k in dims:
+            d = first.diagrams[k]
+            fin = d[np.isfinite(d[:, 1])]
+            if len(fin):
+                j = int(np.argmax(fin[:, 1] - fin[:, 0]))
+                if best is None or fin[j, 1] - fin[j, 0] > best[1] - best[0]:
+                    best = fin[j]
+        if best is not None:
+            return float(0.5 * (best[0] + best[1])), f"midpoint of the first layer's most persistent finite {what} bar"
+    return 0.0, "no finite bar in the first layer"
+
+
+def betti_profile(acts, *, layers=None, max_dim: int = 1, metric: str = "euclidean", k: int | None = None,
+                  n_landmarks: int | None = None, landmarks: str = "maxmin", backend: str = "auto",
+                  coeff: int = 2, threshold: float | None = None, grid=None, n_grid: int = 128,
+                  scale: float | None = None, n_boot: int = 0, ci: float = 0.95, boot_fraction: float = 0.8,
+                  class_label=None, labels=None, seed: int | None = 0, executor=None,
+                  memory_limit: int | None = None) -> BettiProfile:
+    """Vietoris–Rips persistence of each layer, compared on one shared scale grid.
+
+    Follows Naitzat, Zhitnikov & Lim ("Topology of deep neural networks", JMLR 2020): the Betti
+    numbers of every layer's activations at one scale chosen once and fixed for all layers, and
+    the topological complexity ``Σ_k β_k`` across depth.
+
+    Parameters
+    ----------
+    acts : Activations or mapping of layer name -> array of shape (n_samples, n_features)
+    layers : list of str, optional
+        Default: every layer, in order.
+    max_dim, metric, k, n_landmarks, landmarks, backend, coeff, threshold, memory_limit
+        As in :func:`topo_mi.topology.persistence`, applied to every layer.
+    grid : array of shape (n_grid,), optional
+        Shared scales. Default: ``n_grid`` points from 0 to 1.05 × the largest finite birth or
+        death over all layers (the threshold if finite); for ``knn_geodesic`` the integers
+        0, 1, ..., largest hop value.
+    scale : float, optional
+        Scale of ``betti_numbers``. Default: 2 hops for ``knn_geodesic`` (Naitzat et al.);
+        otherwise the midpoint of the first layer's most persistent finite bar of dimension >= 1
+        (H0 when there is none) — recorded in ``params["scale_rule"]``; pass it for real work.
+    n_boot : int, default 0
+        Bootstrap resamples per layer: each draws ``boot_fraction`` of the samples without
+        replacement (and fresh landmarks) with its own seed; the bands are percentile intervals at
+        level ``ci``.
+    class_label : optional
+        Keep only the samples whose label equals this (e.g. 0 for Naitzat's class a).
+    labels : array of shape (n_samples,), optional
+        Labels for ``class_label`` (default: ``acts.labels``).
+    seed : int or None
+        Landmark and bootstrap seeds derive from it.
+    executor : None, "serial", "process", "dask" or an Executor
+        Layers and resamples run through ``topo_mi.parallel.get_executor(executor).map``.
+
+    Returns
+    -------
+    BettiProfile
+    """
+    from topo_mi.parallel import get_executor
+
+    if not isinstance(acts, Mapping) or len(acts) == 0:
+        fail("acts", "an Activations or a non-empty mapping of layer name -> (n_samples, n_features) array", acts)
+    names = _layer_names(acts)
+    if layers is None:
+        layers = names
+    elif isinstance(layers, str):
+        layers = [layers]
+    layers = list(layers)
+    if not layers:
+        fail("layers", "at least one layer", layers)
+    for name in layers:
+        if name not in names:
+            raise unknown_name("layer", name, names)
+    n_boot = check_int("n_boot", n_boot, min_value=0)
+    ci = check_float("ci", ci, min_value=0, max_value=1, min_inclusive=False, max_inclusive=False)
+    boot_fraction = check_float("boot_fraction", boot_fraction, min_value=0, max_value=1, min_inclusive=False)
+    n_grid = check_int("n_grid", n_grid, min_value=2)
+    if seed is not None:
+        seed = check_int("seed", seed, min_value=0)
+
+    n_samples = as_array(acts[layers[0]]).shape[0]
+    rows = None
+    if class_label is not None:
+        if labels is None:
+            labels = getattr(acts, "labels", None)
+        if labels is None:
+            fail("labels", "labels (or an Activations with labels) when class_label is given", None)
+        labels = as_array(labels, "labels")
+        if labels.shape[:1] != (n_samples,):
+            fail("labels", f"an array of {n_samples} labels", f"shape {labels.shape}", raw=True)
+        rows = np.flatnonzero(labels == class_label)
+        if rows.size < 2:
+            present = np.unique(labels)[:10].tolist()
+            fail("class_label", f"a label with at least 2 samples (labels present: {present})", class_label)
+    elif labels is not None:
+        fail("labels", "None unless class_label is given", "an array", raw=True)
+    n_used = n_samples if rows is None else rows.size
+
+    kwargs = dict(max_dim=max_dim, metric=metric, backend=backend, coeff=coeff, threshold=threshold,
+                  n_landmarks=n_landmarks, landmarks=landmarks, k=k, memory_limit=memory_limit)
+    if seed is None:
+        main_seed = boot_root = None
+    else:  # independent streams for the main run and the resamples, both fixed by ``seed``
+        main_seed, boot_root = (int(c.generate_state(1)[0] & 0x7FFFFFFF)
+                                for c in np.random.SeedSequence(seed).spawn(2))
+    items = [{"X": acts[name], "rows": rows, "kwargs": {**kwargs, "seed": main_seed}} for name in layers]
+    boot_rng = np.random.default_rng(boot_root)
+    m = max(2, int(round(boot_fraction * n_used)))
+    if n_landmarks is not None and m < n_landmarks:
+        fail("boot_fraction", f"a fraction keeping at least n_landmarks={n_landmarks} of the {n_used} samples",
+             boot_fraction)
+    for b in range(n_boot):
+        pick = np.sort(boot_rng.choice(n_used, size=m, replace=False))
+        sub = pick if rows is None else rows[pick]
+        s_b = int(boot_rng.integers(0, 2**31 - 1))
+        items += [{"X": acts[name], "rows": sub, "kwargs": {**kwargs, "seed": s_b}} for name in layers]
+    out = get_executor(executor).map(_persistence_task, items, desc="betti_profile")
+    L = len(layers)
+    results, boot = out[:L], out[L:]
+
+    # -- shared grid and scale ---------------------------------------------------------------------
+    thr = results[0].threshold
+    if grid is None:
+        vals = [d[np.isfinite(d)] for r in out for d in r.diagrams]
+        hi = max([float(v.max()) for v in vals if v.size] + [0.0])
+        if np.isfinite(thr):
+            hi = float(thr) if metric != "knn_geodesic" else max(hi, float(thr))
+        if metric == "knn_geodesic":
+            grid = np.arange(0.0, max(np.floor(hi), 2.0) + 1.0)
+            if np.isfinite(thr):
+                grid = grid[grid <= thr]
+        else:
+            hi = hi if hi > 0 else 1.0
+            grid = np.linspace(0.0, hi if np.isfinite(thr) else 1.05 * hi, n_grid)
+    grid = np.asarray(grid, dtype=np.float64)
+    if grid.ndim != 1 or grid.size == 0 or not np.isfinite(grid).all():
+        fail("grid", "a non-empty 1-D array of finite scales", grid)
+    if scale is None:
+        scale, rule = _default_scale(results[0], metric)
+    else:
+        scale, rule = check_float("scale", scale, min_value=0), "given"
+    curves = np.stack([r.betti_curve(grid) for r in results])
+    betti = np.stack([r.betti_numbers(scale) for r in results])
+    complexity = betti.sum(axis=1).astype(np.float64)
+
+    extra: dict[str, Any] = {}
+    if n_boot:
+        q = [(1 - ci) / 2 * 100, (1 + ci) / 2 * 100]
+        bb = np.stack([np.stack([boot[b * L + i].betti_numbers(scale) for i in range(L)]) for b in range(n_boot)])
+        bc = np.stack([np.stack([boot[b * L + i].betti_curve(grid) for i in range(L)]) for b in range(n_boot)])
+        cx = bb.sum(axis=2).astype(np.float64)
+        extra = dict(
+            boot_betti_numbers=bb,
+            betti_numbers_lo=np.percentile(bb, q[0], axis=0), betti_numbers_hi=np.percentile(bb, q[1], axis=0),
+            complexity_lo=np.percentile(cx, q[0], axis=0), complexity_hi=np.percentile(cx, q[1], axis=0),
+            betti_curves_lo=np.percentile(bc, q[0], axis=0), betti_curves_hi=np.percentile(bc, q[1], axis=0),
+        )
+    params = {"metric": metric, "k": k, "max_dim": max_dim, "n_landmarks": n_landmarks, "landmarks": landmarks,
+              "backend": results[0].backend, "coeff": coeff, "threshold": float(thr),
+              "class_label": None if class_label is None else (class_label.item() if hasattr(class_label, "item")
+                                                               else class_label),
+              "n_samples": int(n_used), "seed": seed, "boot_fraction": boot_fraction if n_boot else None,
+              "scale_rule": rule}
+    return BettiProfile(layers=layers, results=results, grid=grid, betti_curves=curves, scale=float(scale),
+                        betti_numbers=betti, complexity=complexity, n_boot=n_boot, ci=ci, params=params, **extra)

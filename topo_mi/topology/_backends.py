@@ -1,0 +1,226 @@
+"""Vietoris–Rips persistence backends and the canonical diagram format.
+
+Every backend receives the same filtration: a dense float64 distance matrix or a sparse COO
+matrix holding each edge ``i < j`` once (missing pairs are never joined), plus a threshold.
+Every backend's output goes through :func:`canonical_diagrams`: one ``(n_k, 2)`` float64 array
+per dimension ``0..max_dim``, ``inf`` deaths for classes that never die (or are still alive at
+the threshold), zero-length bars removed, rows sorted by decreasing persistence then birth (so
+the essential H0 bar is first, whatever the backend put it: ripser appends it last, gudhi's
+order depends on the code path).
+
+ripser and giotto-ph compute in float32. Every birth and death of a Rips filtration is a
+distance of the input (or 0), so :func:`snap_to_distances` maps each float32 value back to the
+float64 distance it came from; the result then agrees with gudhi's float64 computation to the
+last bit (up to float32 ties between distances closer than one float32 ulp).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from topo_mi.errors import DependencyError, InvalidParameterError
+
+BACKENDS = ("auto", "gudhi", "ripser", "giotto-ph", "mst")
+
+# --- the ``auto`` rule ----------------------------------------------------------------------
+# Measured with benchmarks/bench_topology.py (and a sweep over n in {200, 500, 1000, 2000},
+# max_dim in {0, 1, 2}, noisy circles/Gaussians in R^64 and spheres in R^3) on the 2-core
+# development machine (other jobs running; best of 3). Seconds, same distance matrix given to
+# every backend; giotto-ph with all cores:
+#
+#   case                     gudhi    ripser   giotto-ph   mst (H0 only)
+#   circle R^64 n=500  H0    0.079    0.078    0.028       0.004
+#   circle R^64 n=2000 H0    0.83     2.1      0.64        0.05
+#   circle R^64 n=200  H1    0.15     0.21     0.11        -
+#   circle R^64 n=500  H1    2.0      3.2      1.7         -
+#   circle R^64 n=1000 H1    20.5     29.1     25.1        -
+#   circle R^64 n=200  H2    0.10     2.1      0.38        -
+#   circle R^64 n=500  H2    1.0      42       10.4        -
+#
+# (the table in the README, from the benchmark itself, has the final numbers).
+# Rule: max_dim == 0 -> "mst" (H0 of a Rips filtration is single linkage: an exact O(n^2)
+# minimum spanning tree, 10-20x faster than any Rips backend); otherwise -> "gudhi" (its Ripser
+# fork with edge collapse: never slower than ripser, on par with giotto-ph for H1 and 4-40x
+# faster for H2; giotto-ph is optional and AGPL, so it is used only when asked for).
+
+
+def choose_backend(n: int, max_dim: int, sparse: bool) -> str:
+    """The backend ``backend="auto"`` runs (see the measurements above)."""
+    if max_dim == 0:
+        return "mst"
+    return "gudhi"
+
+
+def check_backend_available(name: str) -> None:
+    if name == "giotto-ph":
+        try:
+            import gph  # noqa: F401
+        except ImportError as exc:
+            raise DependencyError("backend='giotto-ph' needs the optional giotto-ph package "
+                                  "(pip install giotto-ph; AGPL-3.0, wheels for Python <= 3.12); "
+                                  "backend='gudhi' computes the same diagrams") from exc
+
+
+# --- backends -------------------------------------------------------------------------------
+def run_backend(name: str, D, *, n: int, max_dim: int, threshold: float, coeff: int) -> list:
+    """Raw diagrams (list of (m, 2) arrays) of the Rips filtration given by ``D``.
+
+    ``D`` is a dense ``(n, n)`` float64 matrix or a scipy COO matrix of the edges ``i < j``.
+    Edges longer than ``threshold`` are left out.
+    """
+    if name == "gudhi":
+        return _run_gudhi(D, n=n, max_dim=max_dim, threshold=threshold, coeff=coeff)
+    if name == "ripser":
+        return _run_ripser(D, n=n, max_dim=max_dim, threshold=threshold, coeff=coeff)
+    if name == "giotto-ph":
+        return _run_gph(D, n=n, max_dim=max_dim, threshold=threshold, coeff=coeff)
+    if name == "mst":
+        return _run_mst(D, n=n, threshold=threshold)
+    raise InvalidParameterError(f"backend: expected one of {BACKENDS}, got {name!r}")  # pragma: no cover
+
+
+def _is_sparse(D) -> bool:
+    return not isinstance(D, np.ndarray)
+
+
+def _run_gudhi(D, *, n, max_dim, threshold, coeff):
+    from gudhi.sklearn.rips_persistence import RipsPersistence
+
+    dims = list(range(max_dim + 1))
+    if _is_sparse(D):
+        # RipsPersistence ignores the threshold for COO input: filter here.
+        keep = D.data <= threshold
+        from scipy.sparse import coo_matrix
+
+        D = coo_matrix((D.data[keep], (D.row[keep], D.col[keep])), shape=(n, n))
+        rp = RipsPersistence(dims, input_type="distance coo_matrix", homology_coeff_field=coeff)
+    else:
+        # Its own default field is Z/11: always pass the coefficient field.
+        rp = RipsPersistence(dims, threshold=threshold, input_type="full distance matrix",
+                             homology_coeff_field=coeff)
+    return list(rp.fit_transform([D])[0])
+
+
+def lower_float32(D: np.ndarray) -> np.ndarray:
+    """The strict upper triangle of ``D`` row by row as float32 (ripser's compressed format)."""
+    n = D.shape[0]
+    out = np.empty(n * (n - 1) // 2, dtype=np.float32)
+    pos = 0
+    for i in range(n - 1):
+        m = n - 1 - i
+        out[pos:pos + m] = D[i, i + 1:]
+        pos += m
+    return out
+
+
+def _run_ripser(D, *, n, max_dim, threshold, coeff):
+    try:  # the compiled core of ripser.py: avoids its two n x n int64 index grids
+        from pyRipser import doRipsFiltrationDM, doRipsFiltrationDMSparse
+    except ImportError:  # pragma: no cover - layout of another ripser release
+        from ripser import ripser
+
+        return list(ripser(D, maxdim=max_dim, thresh=threshold, coeff=coeff, distance_matrix=True)["dgms"])
+    if _is_sparse(D):
+        order = np.lexsort((D.col, D.row))
+        res = doRipsFiltrationDMSparse(D.row[order].astype(np.int32), D.col[order].astype(np.int32),
+                                       np.asarray(D.data[order], dtype=np.float32), n, max_dim,
+                                       threshold, coeff, False)
+    else:
+        res = doRipsFiltrationDM(lower_float32(D), max_dim, threshold, coeff, False)
+    return [np.reshape(np.asarray(d, dtype=np.float64), (-1, 2)) for d in res["births_and_deaths_by_dim"]]
+
+
+def _run_gph(D, *, n, max_dim, threshold, coeff):
+    check_backend_available("giotto-ph")
+    from gph import ripser_parallel
+
+    res = ripser_parallel(D, metric="precomputed", maxdim=max_dim, thresh=threshold, coeff=coeff,
+                          collapse_edges=max_dim >= 2, n_threads=os.cpu_count() or 1)
+    return [np.asarray(d, dtype=np.float64) for d in res["dgms"]]
+
+
+def _run_mst(D, *, n, threshold):
+    """H0 by Prim's algorithm on the dense matrix (or scipy's MST on the sparse edges)."""
+    if _is_sparse(D):
+        from scipy.sparse.csgraph import minimum_spanning_tree
+
+        keep = D.data <= threshold
+        from scipy.sparse import coo_matrix
+
+        # scipy reads stored zeros as missing edges: shift by one (all weights >= 0), shift back.
+        G = coo_matrix((D.data[keep] + 1.0, (D.row[keep], D.col[keep])), shape=(n, n))
+        T = minimum_spanning_tree(G.tocsr()).tocoo()
+        deaths = np.sort(T.data - 1.0)
+    else:
+        deaths = prim_mst_lengths(D)
+        deaths = deaths[deaths <= threshold]
+    n_inf = n - len(deaths)
+    out = np.zeros((n, 2))
+    out[: len(deaths), 1] = deaths
+    out[len(deaths):, 1] = np.inf
+    return [out]
+
+
+def prim_mst_lengths(D: np.ndarray) -> np.ndarray:
+    """Edge lengths of a minimum spanning tree of the complete graph ``D`` (O(n²), numpy)."""
+    n = D.shape[0]
+    if n == 1:
+        return np.zeros(0)
+    best = np.array(D[0], dtype=np.float64)
+    done = np.zeros(n, dtype=bool)
+    done[0] = True
+    best[0] = np.inf
+    out = np.empty(n - 1)
+    for t in range(n - 1):
+        j = int(np.argmin(best))
+        out[t] = best[j]
+        done[j] = True
+        best[j] = np.inf
+        np.minimum(best, D[j], out=best, where=~done)
+    return np.sort(out)
+
+
+# --- canonical format -----------------------------------------------------------------------
+def canonical_diagrams(dgms: list, max_dim: int) -> list:
+    """One float64 ``(n_k, 2)`` array per dimension 0..max_dim, zero-length bars removed,
+    sorted by decreasing persistence (essential classes first), then by birth."""
+    out = []
+    for k in range(max_dim + 1):
+        d = np.asarray(dgms[k], dtype=np.float64).reshape(-1, 2) if k < len(dgms) else np.zeros((0, 2))
+        d = d[d[:, 1] > d[:, 0]]
+        pers = d[:, 1] - d[:, 0]
+        order = np.lexsort((d[:, 1], d[:, 0], -pers))
+        out.append(np.ascontiguousarray(d[order]))
+    return out
+
+
+def snap_to_distances(dgms: list, D) -> list:
+    """Replace float32-rounded births/deaths by the float64 distances they round from."""
+    finite_vals = np.concatenate([d[np.isfinite(d)] for d in dgms]) if dgms else np.zeros(0)
+    if finite_vals.size == 0:
+        return dgms
+    if _is_sparse(D):
+        ref = np.unique(np.concatenate([[0.0], np.asarray(D.data, dtype=np.float64)]))
+    else:
+        n = D.shape[0]
+        ref = np.unique(np.concatenate([[0.0]] + [D[i, i + 1:] for i in range(n - 1)]))
+    ref32 = ref.astype(np.float32)  # monotone, so sorted too
+    out = []
+    for d in dgms:
+        d = np.array(d, dtype=np.float64, copy=True)
+        fin = np.isfinite(d)
+        v = d[fin]
+        v32 = v.astype(np.float32)
+        lo = np.searchsorted(ref32, v32, side="left")
+        hi = np.searchsorted(ref32, v32, side="right")
+        ok = hi > lo
+        # nearest float64 candidate among those rounding to the same float32
+        j = np.clip(np.searchsorted(ref, v), lo, np.maximum(hi - 1, lo))
+        jm = np.maximum(j - 1, lo)
+        pick = np.where(np.abs(ref[np.minimum(jm, len(ref) - 1)] - v) < np.abs(ref[np.minimum(j, len(ref) - 1)] - v),
+                        jm, j)
+        v = np.where(ok, ref[np.minimum(pick, len(ref) - 1)], v)
+        d[fin] = v
+        out.append(d)
+    return out

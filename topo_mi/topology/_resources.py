@@ -1,0 +1,125 @@
+"""Size and memory estimates of a Vietoris–Rips computation, checked before running it."""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from topo_mi.errors import ResourceError
+
+# Bytes per stored simplex in the reduction (a Ripser-style pivot hash map entry and column
+# bookkeeping); per edge of a sparse edge list (two int32 indices and a float64 length).
+_BYTES_PER_SIMPLEX = 24
+_BYTES_PER_EDGE = 16
+_SAMPLE_ROWS = 256
+
+
+def available_memory() -> int:
+    """Bytes of memory available now (MemAvailable on Linux; physical memory elsewhere)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    try:  # pragma: no cover - not Linux
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover
+        return 8 << 30
+
+
+def default_memory_limit() -> int:
+    """75 % of the memory available now."""
+    return int(0.75 * available_memory())
+
+
+def dense_bytes(n: int, backend: str) -> int:
+    """Memory of the distance matrix and the copies the backend makes of it."""
+    base = 8 * n * n  # our float64 matrix
+    if backend in ("ripser", "giotto-ph"):
+        base += 2 * n * n + 8 * n * n  # float32 triangle + float64 values for snapping
+    return base
+
+
+def _fmt_bytes(b: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if b < 1024 or unit == "TiB":
+            return f"{b:.1f} {unit}" if unit != "B" else f"{int(b)} B"
+        b /= 1024.0
+    return f"{b:.1f} TiB"  # pragma: no cover
+
+
+def estimate_simplices(D, max_dim: int, threshold: float, *, seed: int = 0) -> tuple[np.ndarray, float]:
+    """Estimated number of simplices of each dimension 0..max_dim in the Rips complex.
+
+    Counts edges exactly (dense or sparse ``D``) up to ``min(threshold, enclosing radius)``
+    (beyond the enclosing radius every complex is a cone and the backends stop there). For
+    dimension j >= 2 it sums ``C(deg_v, j) / (j + 1)`` over a sample of vertices ``v`` (deg_v:
+    neighbours within the threshold), which over-counts (neighbours of v need not be mutual
+    neighbours): a conservative estimate.
+
+    Returns the counts and the effective threshold.
+    """
+    if isinstance(D, np.ndarray):
+        n = D.shape[0]
+        enclosing = float(np.min(np.max(D, axis=1))) if n else 0.0
+        t = min(threshold, enclosing)
+        deg = np.count_nonzero(D <= t, axis=1) - 1
+    else:
+        n = D.shape[0]
+        t = threshold
+        keep = D.data <= t
+        deg = (np.bincount(D.row[keep], minlength=n) + np.bincount(D.col[keep], minlength=n))
+    counts = np.zeros(max_dim + 1)
+    counts[0] = n
+    if max_dim >= 1:
+        counts[1] = deg.sum() / 2.0
+    if max_dim >= 2:
+        rng = np.random.default_rng(seed)
+        sample = deg if n <= _SAMPLE_ROWS else deg[rng.choice(n, _SAMPLE_ROWS, replace=False)]
+        for j in range(2, max_dim + 1):
+            per_vertex = np.array([math.comb(int(g), j) for g in sample], dtype=np.float64)
+            counts[j] = per_vertex.mean() * n / (j + 1)
+    return counts, t
+
+
+def check_dense_fits(n: int, *, backend: str, limit: int, extra: int = 0, what: str = "") -> None:
+    """Refuse before building an ``n x n`` matrix that would not fit."""
+    need = dense_bytes(n, backend) + extra
+    if need > limit:
+        raise ResourceError(
+            f"persistence: the {n} x {n} distance matrix{what} needs about {_fmt_bytes(need)} "
+            f"(limit {_fmt_bytes(limit)}); pass n_landmarks=... (max-min landmarks, e.g. "
+            f"n_landmarks={suggest_landmarks(limit, backend)}, with a certified bottleneck bound) "
+            "or subsample the points")
+
+
+def suggest_landmarks(limit: int, backend: str) -> int:
+    """A number of landmarks whose distance matrix takes about a quarter of ``limit``."""
+    n = math.sqrt(max(limit, 1) / (4 * dense_bytes(1, backend)))
+    if n < 100:
+        return 100
+    digits = 10 ** math.floor(math.log10(n))
+    return int(min(5000, digits * math.floor(n / digits)))
+
+
+def check_complex_fits(D, *, n: int, max_dim: int, threshold: float, backend: str, limit: int) -> dict:
+    """Estimate the complex and refuse it when it would not fit; returns the estimate."""
+    counts, t_eff = estimate_simplices(D, max_dim, threshold)
+    dense = dense_bytes(n, backend) if isinstance(D, np.ndarray) else _BYTES_PER_EDGE * float(D.nnz)
+    edges = counts[1] if max_dim >= 1 else 0.0
+    need = dense + _BYTES_PER_EDGE * edges + _BYTES_PER_SIMPLEX * float(counts[1:].sum())
+    info = {"n_simplices": counts, "effective_threshold": t_eff, "bytes": need, "limit": limit}
+    if need > limit:
+        per_dim = ", ".join(f"{int(c):.3g} {k}-simplices" for k, c in enumerate(counts))
+        hint_t = ""
+        if np.isfinite(t_eff) and t_eff > 0:
+            hint_t = f" (the complex goes up to scale {t_eff:.4g} now)"
+        raise ResourceError(
+            f"persistence: the Vietoris-Rips complex of {n} points up to dimension {max_dim} has about "
+            f"{per_dim} and needs about {_fmt_bytes(need)} (limit {_fmt_bytes(limit)}); pass "
+            f"n_landmarks=... (fewer points, with a certified bottleneck bound), a smaller finite "
+            f"threshold=...{hint_t}, or a lower max_dim")
+    return info
