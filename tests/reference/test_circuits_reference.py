@@ -132,40 +132,10 @@ def test_residual_stack_decomposes_exactly():
 
 # -- planted circuit -------------------------------------------------------------------------------------
 
-def planted_network(seed=0, noise=0.01, big=3.0, n=1024):
-    """8 -> 16 -> 16 -> 2 ReLU network: 12 planted edges carry the task, the rest is noise.
+def planted_network(n=1024):
+    from topo_mi.circuits._planted import planted_network as build
 
-    Distractors with weights 3x the circuit's carry no signal on the data: input 7 is always 0,
-    unit 15 of each hidden layer is dead (bias -100). Magnitude pruning keeps them first.
-    """
-    rng = np.random.default_rng(seed)
-    W1, W2, W3 = (noise * rng.normal(size=s) for s in ((16, 8), (16, 16), (2, 16)))
-    b1, b2, b3 = np.zeros(16), np.zeros(16), np.zeros(2)
-    planted = []
-
-    def put(W, layer, j, i, v):
-        W[j, i] = v
-        planted.append((layer, j, i))
-
-    for j, i, v in ((0, 0, 1.0), (0, 1, 1.0), (1, 2, 1.0), (1, 3, -1.0), (2, 0, -1.0), (2, 3, 1.0)):
-        put(W1, 1, j, i, v)
-    for j, i, v in ((0, 0, 1.0), (0, 2, 0.8), (1, 1, 1.0)):
-        put(W2, 2, j, i, v)
-    for j, i, v in ((0, 0, 1.0), (1, 1, 1.0), (1, 0, -0.6)):
-        put(W3, 3, j, i, v)
-    W1[:, 7] = big
-    b1[15], W2[:, 15] = -100.0, big
-    b2[15], W3[:, 15] = -100.0, big
-    net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 2))
-    with torch.no_grad():
-        for lin, W, b in ((net[0], W1, b1), (net[2], W2, b2), (net[4], W3, b3)):
-            lin.weight.copy_(torch.tensor(W))
-            lin.bias.copy_(torch.tensor(b))
-    x = rng.normal(size=(n, 8))
-    x[:, 7] = 0.0
-    names = ["input", "1", "3", "4"]
-    truth = {((names[l - 1], i), (names[l], j)) for l, j, i in planted}
-    return net, x, truth
+    return build(seed=0, n_samples=n)
 
 
 @pytest.fixture(scope="module")
@@ -267,9 +237,8 @@ def test_brute_force_small_vocabulary_exact():
     assert 0.0 < want < 1.0
 
 
-@pytest.mark.slow
 def test_max_of_4_brute_force_over_all_inputs(max_of_4):
-    acc = C.brute_force_accuracy(max_of_4)          # all 64**4 = 16,777,216 sequences
+    acc = C.brute_force_accuracy(max_of_4)          # all 64**4 = 16,777,216 sequences (seconds)
     assert acc >= 0.95
     assert acc == pytest.approx(C.sampled_accuracy(max_of_4, n_samples=100_000, seed=2), abs=0.005)
 

@@ -1,5 +1,4 @@
 """topo_mi.circuits: graph construction, paths, masks, results, export, plots, errors."""
-import itertools
 import json
 import subprocess
 import sys
@@ -315,11 +314,13 @@ def test_path_activation_matches_contributions():
     pc = C.path_contributions(net, x)
     row = np.flatnonzero(~pc.bias_start)[5]
     nodes = [(pc.layer_names[l], int(i)) for l, i in enumerate(pc.paths[row])]
-    np.testing.assert_allclose(C.path_activation(net, nodes, x), pc.contributions[:, row], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(C.path_activation(net, nodes, x), pc.contributions[:, row],
+                               rtol=1e-12, atol=1e-15)
     W = [net[i].weight.detach().double().numpy() for i in (0, 2, 4)]
     linear = C.path_activation(net, nodes, x, gated=False)
     idx = [n[1] for n in nodes]
-    np.testing.assert_allclose(linear, x[:, idx[0]] * W[0][idx[1], idx[0]] * W[1][idx[2], idx[1]] * W[2][idx[3], idx[2]])
+    want = x[:, idx[0]] * W[0][idx[1], idx[0]] * W[1][idx[2], idx[1]] * W[2][idx[3], idx[2]]
+    np.testing.assert_allclose(linear, want)
     with pytest.raises(InvalidParameterError, match="does not feed"):
         C.path_activation(net, [("input", 0), ("3", 1)], x)
 

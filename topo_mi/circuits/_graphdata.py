@@ -96,9 +96,24 @@ def to_networkx(gd: GraphData, *, edge_extra: dict[str, np.ndarray] | None = Non
         ecols["attribution_var"] = gd.edge_attribution_var[sel].tolist()
     for name, arr in (edge_extra or {}).items():
         ecols[name] = np.asarray(arr)[sel].tolist()
-    enames = list(ecols)
-    G.add_edges_from(zip((keys[s] for s in src), (keys[d] for d in dst),
-                         (dict(zip(enames, vals)) for vals in zip(*ecols.values()))))
+    names = list(ecols)
+    dicts = [{names[0]: v} for v in ecols[names[0]]]
+    for name in names[1:]:
+        for d, v in zip(dicts, ecols[name]):
+            d[name] = v
+    us = [keys[s] for s in src]
+    vs = [keys[d] for d in dst]
+    if type(G) is nx.DiGraph and hasattr(G, "_succ") and hasattr(G, "_pred"):
+        # Fast path: the nodes exist and each (u, v) pair occurs once, so the adjacency dicts can
+        # be filled directly (what add_edges_from does, without its per-edge checks).
+        succ, pred = G._succ, G._pred
+        for u, v, d in zip(us, vs, dicts):
+            succ[u][v] = d
+            pred[v][u] = d
+        if hasattr(nx, "_clear_cache"):
+            nx._clear_cache(G)
+    else:  # pragma: no cover - other networkx internals
+        G.add_edges_from(zip(us, vs, dicts))
     return G
 
 

@@ -15,7 +15,6 @@ patching (attribution patching: Nanda, "Attribution patching", 2023; Syed, Rager
 """
 from __future__ import annotations
 
-import contextlib
 import math
 from typing import Any, Callable
 
@@ -23,6 +22,7 @@ import numpy as np
 
 from topo_mi._validation import check_choice, check_float, check_int, fail
 from topo_mi.circuits import _stack
+from topo_mi.circuits._threads import intra_op_threads
 from topo_mi.circuits.graph import as_input_tensor, split_data, stack_graph
 from topo_mi.circuits.result import CircuitResult
 from topo_mi.errors import InvalidParameterError, NonFiniteError
@@ -268,22 +268,6 @@ def _curve_sizes(n: int, n_kept: int, points: int) -> np.ndarray:
 
 # -- the public function ---------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def _intra_op_threads(n: int | None):
-    """Temporarily set torch's intra-op threads (restored afterwards); ``None`` leaves them alone."""
-    import torch
-
-    if n is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 def find_circuit(model, data, *, metric: Any = "r2", granularity: str = "edges", ablation: str = "zero",
                  l0: float = 0.5, steps: int = 1000, lr: float = 0.05, batch_size: int | None = None,
                  objective: str = "auto", layers=None, init: float = 3.0, curve_points: int = 12,
@@ -368,7 +352,7 @@ def find_circuit(model, data, *, metric: Any = "r2", granularity: str = "edges",
     stack = _stack.extract(model)
     if n_threads == "auto":
         n_threads = 1 if max(m.weight.size for m in stack.maps) < 65536 else None
-    with _intra_op_threads(n_threads):
+    with intra_op_threads(n_threads):
         return _find(model, stack, layers, data, metric_fn, metric_name, granularity, ablation, objective, l0,
                      steps, lr, batch_size, init, curve_points, patching_samples, seed, dtype, tdtype, progress)
 

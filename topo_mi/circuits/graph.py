@@ -17,7 +17,7 @@ from topo_mi._validation import (
 )
 from topo_mi.circuits import _stack
 from topo_mi.circuits._graphdata import EDGE_KINDS, GraphData, to_networkx
-from topo_mi.errors import InvalidParameterError, ResourceError
+from topo_mi.errors import ResourceError
 
 DEFAULT_MAX_EDGES = 2_000_000
 _BYTES_PER_NX_EDGE = 450  # a networkx edge with a small attribute dict, measured roughly

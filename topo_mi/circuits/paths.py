@@ -15,7 +15,7 @@ import numpy as np
 from topo_mi._results import Result, result_dataclass
 from topo_mi._validation import check_int, fail
 from topo_mi.circuits import _stack
-from topo_mi.errors import InvalidParameterError, ResourceError
+from topo_mi.errors import ResourceError
 
 
 class CircuitPath(NamedTuple):

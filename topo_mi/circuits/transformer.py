@@ -24,7 +24,7 @@ import numpy as np
 from topo_mi._results import Result, result_dataclass
 from topo_mi._validation import check_choice, check_int, fail
 from topo_mi.circuits._graphdata import EDGE_KINDS, GraphData
-from topo_mi.errors import InvalidParameterError, ResourceError
+from topo_mi.errors import ResourceError
 
 
 def _check_transformer(model) -> None:
@@ -257,7 +257,8 @@ def _tables(model):
     resid = E[None, :, :] + P[:, None, :]                            # (n_ctx, dv, d)
     k = np.einsum("ptd,hde->hpte", resid, K)                         # (H, n_ctx, dv, dh)
     scores = np.einsum("hqe,hpte->hqpt", q, k) * scale               # (H, dv_q, n_ctx, dv_k)
-    ovu = np.einsum("ptd,hde,hef,fu->hptu", resid, V, O, U)         # (H, n_ctx, dv, dv_out)
+    VOU = np.einsum("hde,hef->hdf", V, O) @ U                        # (H, d, dv_out)
+    ovu = np.einsum("ptd,hdu->hptu", resid, VOU)                     # (H, n_ctx, dv, dv_out)
     direct = Eq @ U                                                  # (dv, dv_out)
     return scores, ovu, direct
 
@@ -283,7 +284,8 @@ def last_position_logits(model, tokens, *, tables=None):
 
 
 def brute_force_accuracy(model, *, task: str = "max", batch_size: int = 1 << 16, method: str = "tables",
-                         max_sequences: int = 1 << 26, progress: bool = False) -> float:
+                         max_sequences: int = 1 << 26, n_threads: int | None = 1,
+                         progress: bool = False) -> float:
     """Accuracy at the last position over *every* input sequence (d_vocab ** n_ctx of them).
 
     The brute-force baseline of Gross et al. (2024): for max-of-K (``task="max"``) a sequence is
@@ -301,6 +303,9 @@ def brute_force_accuracy(model, *, task: str = "max", batch_size: int = 1 << 16,
         every batch (the model's own float32 arithmetic; slower).
     max_sequences : int, default 2**26
         Refuse (:class:`~topo_mi.errors.ResourceError`) larger enumerations.
+    n_threads : int or None, default 1
+        Torch intra-op threads while enumerating (restored afterwards): the work is many small
+        tensors, where one thread is fastest on a shared machine; None keeps torch's setting.
     progress : bool, default False
         Show a progress bar (tqdm).
 
@@ -320,6 +325,17 @@ def brute_force_accuracy(model, *, task: str = "max", batch_size: int = 1 << 16,
     if total > check_int("max_sequences", max_sequences, min_value=1):
         raise ResourceError(f"model: brute force needs {total:,} sequences (d_vocab={d_vocab}, n_ctx={n_ctx}), "
                             f"over max_sequences={max_sequences:,}; raise max_sequences or estimate on samples")
+    if n_threads is not None:
+        n_threads = check_int("n_threads", n_threads, min_value=1)
+    from topo_mi.circuits._threads import intra_op_threads
+
+    with intra_op_threads(n_threads):
+        return _brute_force(model, method, batch_size, progress, d_vocab, n_ctx, total)
+
+
+def _brute_force(model, method, batch_size, progress, d_vocab, n_ctx, total) -> float:
+    import torch
+
     if method == "tables" and int(model.W_Q.shape[0]) == 1 and n_ctx >= 2:
         fast = _brute_force_one_head(model, progress)
         if fast is not None:
