@@ -519,3 +519,37 @@ def test_geometry_profile_process_executor_matches_serial():
     np.testing.assert_array_equal(a.ids, b.ids)
     np.testing.assert_array_equal(a.id_errors, b.id_errors)
     np.testing.assert_allclose(a.trustworthiness, b.trustworthiness, rtol=0, atol=0)
+
+
+# -- properties ------------------------------------------------------------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(3, 30), d=st.integers(1, 12), eps=st.floats(0.0, 1.0), seed=st.integers(0, 10**6),
+       center=st.booleans())
+def test_rank_at_is_minimal_and_reports_the_tail(n, d, eps, seed, center):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) * rng.uniform(0.01, 5, size=d)
+    res = g.rank_at(X, eps, center=center)
+    A = X - X.mean(0) if center else X
+    s2 = np.linalg.svd(A, compute_uv=False) ** 2
+    total = s2.sum()
+    assert res.error == pytest.approx(s2[res.rank:].sum(), rel=1e-9, abs=1e-12 * total)
+    assert res.error <= eps * total + 1e-12 * total
+    if res.rank > 0:
+        assert s2[res.rank - 1:].sum() > eps * total
+
+
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(12, 40), k=st.integers(1, 5), seed=st.integers(0, 10**6))
+def test_neighbourhood_figures_are_in_range_and_match_sklearn(n, k, seed):
+    from sklearn.manifold import trustworthiness as sk_trust
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4))
+    E = rng.normal(size=(n, 2))
+    t, c, p = g.trustworthiness(X, E, k), g.continuity(X, E, k), g.knn_preservation(X, E, k)
+    assert 0 <= p <= 1 and t <= 1 and c <= 1
+    assert t == pytest.approx(sk_trust(X, E, n_neighbors=k), abs=1e-12)

@@ -21,10 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from topo_mi._validation import (
-    as_array, check_distance_matrix, check_finite, check_int, check_point_cloud, check_random_state, fail,
-)
-from topo_mi.errors import InvalidParameterError
+from topo_mi._validation import check_distance_matrix, check_int, check_point_cloud, check_random_state, fail
 
 # Budget (float64 elements) for one block of distance rows and rank comparisons.
 _BLOCK_ELEMENTS = 16_000_000

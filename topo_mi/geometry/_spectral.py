@@ -121,6 +121,7 @@ class SpectrumResult(Result):
         s2 = self.singular_values.astype(np.float64) ** 2
         rest = 0.0 if self.complete else max(self.squared_norm - float(s2.sum()), 0.0)
         tails = np.concatenate([np.cumsum(s2[::-1])[::-1], [0.0]]) + rest
+        tails[0] = self.squared_norm  # the rank-0 error is ||A||^2 itself, not its SVD re-sum
         return tails
 
     def rank_at(self, eps: float, *, relative: bool = True) -> RankResult:

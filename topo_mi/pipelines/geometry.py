@@ -16,7 +16,7 @@ import numpy as np
 
 from topo_mi._results import Result, result_dataclass
 from topo_mi._validation import as_array, check_choice, check_int, fail, unknown_name
-from topo_mi.errors import InvalidParameterError, TopoMIError
+from topo_mi.errors import TopoMIError
 from topo_mi.geometry._embed import EMBED_METHODS, EmbeddingResult
 from topo_mi.geometry._intrinsic import ID_METHODS, IDResult
 from topo_mi.geometry._spectral import SPECTRUM_METHODS, RankResult, SpectrumResult, _check_eps
