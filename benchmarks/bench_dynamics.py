@@ -35,7 +35,8 @@ def load_nolds():
     """``nolds`` (or its ``measures`` module when the package's ``__init__`` fails to import).
 
     nolds 0.6.3's ``datasets`` module calls ``importlib.resources.files()`` on a module, which
-    Python < 3.12 rejects with a TypeError at import time; ``lyap_r`` itself needs none of it.
+    Python < 3.12 rejects with a TypeError at import time (CSchoel/nolds#80); ``lyap_r`` itself
+    needs none of it.
     """
     try:
         return importlib.import_module("nolds")

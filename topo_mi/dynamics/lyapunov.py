@@ -165,7 +165,8 @@ def lyapunov_spectrum(step: Callable, x0: Any, n_steps: int, *, k: int | None = 
     n_blocks : int, optional
         Contiguous time blocks per trajectory for the standard error. Default:
         ``ceil(20 / n_members)`` (20 blocks for one trajectory, one block per trajectory for
-        ensembles of 20 or more). Needs at least two blocks in all.
+        ensembles of 20 or more), at most the number of QR steps. Needs at least two blocks in
+        all, each of at least one QR step.
     tangent : {"auto", "jvp", "jacobian"}, default "auto"
         ``"jvp"``: ``k`` Jacobian-vector products per step (vmapped ``torch.func.jvp``; the
         Jacobian is never formed). ``"jacobian"``: the full ``dim x dim`` Jacobian
@@ -294,7 +295,8 @@ def lyapunov_spectrum(step: Callable, x0: Any, n_steps: int, *, k: int | None = 
             if tangent == "jvp":
                 x_next = f(xs)
                 JQ = vmap(lambda v: jvp(f, (xs,), (v,))[1])(Q)
-                # forward-mode AD may promote 0-d intermediates to float64: keep the frame's dtype
+                # forward-mode AD may promote 0-d intermediates times Python floats to float64
+                # (pytorch/pytorch#90065): keep the frame's dtype
                 return x_next, JQ.to(Q.dtype)
 
             def f_aux(y):
