@@ -46,18 +46,23 @@ zoo = "mlp-naitzat-d1-relu"
 [activations]
 layers = ["act*"]
 reduce = "last"
-max_samples = 2000
 
+# Betti numbers of class a (the nine disks) across depth, with Naitzat et al.'s kNN hop metric.
 [analyses.topology]
 max_dim = 1
 metric = "knn_geodesic"
 k = 14
+class_label = 0
 
 [analyses.geometry]
+subsample = 1000
+n_boot = 20
 
 [analyses.dynamics]
+subsample = 500
 
 [analyses.circuits]
+subsample = 2000
 """
 
 
@@ -111,6 +116,8 @@ def _lyapunov_gain_fn():
     return lyapunov_vs_gain
 
 
+RUNNER_KEYS = {"subsample"}  # handled by the runner: a seeded random subsample for this analysis only
+
 _SUPPLIED = {  # arguments the runner fills in itself
     "topology": {"acts", "seed", "executor", "progress"},
     "geometry": {"acts", "seed", "executor", "progress"},
@@ -134,6 +141,11 @@ def check_analysis_params(spec: dict) -> None:
         if accepted is None:
             continue
         for key in params:
+            if key in RUNNER_KEYS:
+                v = params[key]
+                if not isinstance(v, int) or isinstance(v, bool) or v < 2:
+                    problems.append((f"analyses.{kind}.{key}", f"expected an integer >= 2, got {v!r}"))
+                continue
             if key not in accepted or key in _SUPPLIED[kind]:
                 valid = sorted(accepted - _SUPPLIED[kind])
                 problems.append((f"analyses.{kind}.{key}",
@@ -403,20 +415,30 @@ def run(spec_or_path: Any, *, out=None, executor=None, force: bool = False, seed
 
 def _run_analysis(kind, params, *, spec, models, acts_list, inputs, dataset, seed, executor):
     fn = _analysis_function(kind)
-    accepted = _accepts(fn)
+    sig = inspect.signature(fn).parameters
+    var_kw = any(p.kind is p.VAR_KEYWORD for p in sig.values())
 
     def opt(**kw):
-        return {k: v for k, v in kw.items() if accepted is None or k in accepted}
+        # Named parameters are passed when the function declares them; through **kwargs only the seed.
+        return {k: v for k, v in kw.items() if k in sig or (var_kw and k == "seed")}
 
     base = opt(seed=seed, executor=executor, progress=False)
+    params = dict(params)
+    n_sub = params.pop("subsample", None)
+    if n_sub is not None and acts_list and acts_list[0].n_samples > n_sub:
+        from topo_mi._sampling import random_subsample
+
+        idx = random_subsample(acts_list[0].n_samples, n_sub, seed=seed)
+        acts_list = [a.take(idx) for a in acts_list]
+        inputs = _take_rows(inputs, idx)
     if kind in ("topology", "geometry"):
         return fn(acts_list[0], **base, **params)
     if kind == "compare":
         if len(acts_list) > 1:
             from topo_mi.pipelines import compare_many
 
-            acc = _accepts(compare_many)
-            kw = {k: v for k, v in base.items() if acc is None or k in acc}
+            many = inspect.signature(compare_many).parameters
+            kw = {k: v for k, v in base.items() if k in many}
             return compare_many(acts_list, **kw, **params)
         return fn(acts_list[0], acts_list[0], **base, **params)
     if kind == "dynamics":
@@ -429,6 +451,12 @@ def _run_analysis(kind, params, *, spec, models, acts_list, inputs, dataset, see
     if kind == "lyapunov_gain":
         return fn(**base, **params)
     raise InvalidParameterError(f"analyses: unknown analysis {kind!r}")  # pragma: no cover
+
+
+def _take_rows(inputs, idx):
+    if isinstance(inputs, dict):
+        return {k: v[idx] for k, v in inputs.items()}
+    return inputs[idx]
 
 
 def read_results(run_dir) -> dict:
