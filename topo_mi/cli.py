@@ -70,7 +70,8 @@ def _executor(args):
     return None
 
 
-def _print_summary(results: dict, out=sys.stdout) -> None:
+def _print_summary(results: dict, out=None) -> None:
+    out = out or sys.stdout
     print(f"run {results.get('name')!r} (seed {results.get('seed')})", file=out)
     for kind, summary in results.get("analyses", {}).items():
         print(f"\n  {kind}", file=out)
@@ -85,7 +86,8 @@ def _print_summary(results: dict, out=sys.stdout) -> None:
             print(f"    {k:<32} {v}", file=out)
 
 
-def _list(out=sys.stdout) -> None:
+def _list(out=None) -> None:
+    out = out or sys.stdout
     from topo_mi import datasets, models
 
     spec_dir = Path.cwd() / "pipelines"

@@ -70,3 +70,74 @@ def test_cli_misc(tmp_path, capsys):
         with pytest.raises(SystemExit):
             main([sub, "--help"])
         assert "example" in capsys.readouterr().out
+
+
+SMALL_SPEC = """
+name = "small"
+seed = 3
+
+[dataset]
+name = "digits"
+
+[model]
+architecture = "mlp"
+params = { widths = [32, 16] }
+train = { epochs = 5 }
+
+[activations]
+max_samples = 400
+
+[analyses.topology]
+max_dim = 1
+subsample = 150
+
+[analyses.geometry]
+embed = "pca"
+n_boot = 5
+"""
+
+
+def test_run_is_deterministic_and_writes_the_report(tmp_path, report_checker, capsys):
+    spec = tmp_path / "small.toml"
+    spec.write_text(SMALL_SPEC)
+    assert main(["run", str(spec), "--out", str(tmp_path / "a"), "--quiet"]) == 0
+    assert main(["run", str(spec), "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    res = report_checker(tmp_path / "a")
+    assert set(res["analyses"]) == {"topology", "geometry"}
+    assert (tmp_path / "a" / "results.json").read_bytes() == (tmp_path / "b" / "results.json").read_bytes()
+    assert (tmp_path / "a" / "figures" / "topology.png").is_file()
+    from topo_mi._results import load_result
+
+    prof = load_result(tmp_path / "a" / "analyses" / "topology")
+    assert type(prof).__name__ == "BettiProfile"
+    # an existing folder is refused without --force
+    assert main(["run", str(spec), "--out", str(tmp_path / "a"), "--quiet"]) == 2
+    assert "exists and is not empty" in capsys.readouterr().err
+    assert main(["show", str(tmp_path / "a")]) == 0
+    assert "topology" in capsys.readouterr().out
+    # a different seed changes the numbers
+    assert main(["run", str(spec), "--out", str(tmp_path / "c"), "--quiet", "--seed", "4"]) == 0
+    assert (tmp_path / "c" / "results.json").read_bytes() != (tmp_path / "a" / "results.json").read_bytes()
+
+
+def test_run_failure_names_the_step(tmp_path, capsys):
+    spec = tmp_path / "bad.toml"
+    spec.write_text(SMALL_SPEC.replace('name = "digits"', 'name = "digitz"'))
+    assert main(["run", str(spec), "--out", str(tmp_path / "o"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "step 'dataset' failed" in err and "digits" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_bad_analysis_parameter_is_caught_before_running(tmp_path, capsys):
+    spec = tmp_path / "bad.toml"
+    spec.write_text(SMALL_SPEC.replace("max_dim = 1", "max_dimension = 1"))
+    assert main(["run", str(spec), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert "analyses.topology.max_dimension: unknown parameter" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_demo_produces_the_report(tmp_path, report_checker):
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--quiet"]) == 0
+    res = report_checker(tmp_path / "demo")
+    assert set(res["analyses"]) == {"topology", "geometry", "dynamics", "circuits"}

@@ -67,3 +67,33 @@ def test_killed_worker_is_survived(cluster):
         assert killed[0] in {pid for _, pid in out} or len({pid for _, pid in out}) >= 2
     finally:
         client.close()
+
+
+DASK_SPEC = """
+name = "dask"
+seed = 1
+[dataset]
+name = "clusters"
+n = 120
+params = { n_clusters = 2 }
+[model]
+architecture = "mlp"
+params = { widths = [8, 8], out_dim = 2 }
+train = { epochs = 2 }
+[analyses.topology]
+max_dim = 1
+"""
+
+
+def test_spec_run_identical_locally_and_on_dask(cluster, tmp_path):
+    from topo_mi.pipelines import run
+
+    spec = DASK_SPEC
+    local = run(spec, out=tmp_path / "local", progress=False)
+    ex = get_executor("dask", address=cluster.scheduler_address)
+    try:
+        remote = run(spec, out=tmp_path / "dask", executor=ex, progress=False)
+    finally:
+        ex.close()
+    assert (tmp_path / "local" / "results.json").read_bytes() == (tmp_path / "dask" / "results.json").read_bytes()
+    assert local.results == remote.results
