@@ -15,6 +15,7 @@ last bit (up to float32 ties between distances closer than one float32 ulp).
 """
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -85,6 +86,45 @@ def _is_sparse(D) -> bool:
 
 
 def _run_gudhi(D, *, n, max_dim, threshold, coeff):
+    """gudhi's Ripser fork (float64), with one round of edge collapse for max_dim >= 2.
+
+    Calls the compiled core that ``gudhi.sklearn.RipsPersistence`` wraps, which spares importing
+    scikit-learn (seconds); falls back to that class when the core's layout changes or the
+    simplices would not fit its 128-bit encoding.
+    """
+    try:
+        from gudhi._ripser_ext import _full, _sparse
+        from gudhi.flag_filtration.edge_collapse import reduce_graph
+    except ImportError:  # pragma: no cover - another gudhi layout
+        return _run_gudhi_public(D, n=n, max_dim=max_dim, threshold=threshold, coeff=coeff)
+    top = min(max_dim, max(0, n - 3))  # no homology above n - 3 for n points: nothing to compute
+    if math.comb(n, min(n // 2, top + 2)) >= 1 << (128 - (coeff - 2).bit_length()):
+        return _run_gudhi_public(D, n=n, max_dim=max_dim, threshold=threshold, coeff=coeff)
+    from scipy.sparse import coo_matrix
+
+    if _is_sparse(D):
+        keep = D.data <= threshold
+        edges = coo_matrix((D.data[keep], (D.row[keep], D.col[keep])), shape=(n, n))
+        t = threshold
+    else:
+        cone = float(np.min(np.max(D, axis=1)))  # beyond it every complex is a cone
+        t = min(threshold, cone)
+        edges = None
+        if top >= 2 or t < cone:
+            i, j = np.nonzero(np.triu(D <= t, 1))
+            edges = coo_matrix((D[i, j], (i, j)), shape=(n, n))
+    if edges is not None:
+        if top >= 2:
+            edges = reduce_graph(edges, 1)
+        dgm = _sparse(edges.row.astype(np.int32), edges.col.astype(np.int32),
+                      np.ascontiguousarray(edges.data, dtype=np.float64), n, max_dimension=top,
+                      max_edge_length=t, homology_coeff_field=coeff)
+    else:
+        dgm = _full(np.ascontiguousarray(D), max_dimension=top, max_edge_length=t, homology_coeff_field=coeff)
+    return [np.asarray(d, dtype=np.float64).reshape(-1, 2) for d in dgm]
+
+
+def _run_gudhi_public(D, *, n, max_dim, threshold, coeff):
     from gudhi.sklearn.rips_persistence import RipsPersistence
 
     dims = list(range(max_dim + 1))

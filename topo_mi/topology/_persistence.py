@@ -167,11 +167,15 @@ def persistence(X, *, max_dim: int = 1, metric: str = "euclidean", backend: str 
     if metric == "knn_geodesic" and n_landmarks is not None:
         rs.check_dense_fits(N, backend=run_backend, limit=limit, what=" (hop distances of all points, for landmarks)")
         hop_full = mt.hop_distances(mt.knn_graph(X, k))
+    timings = {}
+    t1 = time.perf_counter()
     if n_landmarks is not None:
         idx, cover, bound = _landmarks(X, metric, n_landmarks, landmarks, seed_int, hop_full)
+    timings["landmarks"] = time.perf_counter() - t1
     if metric != "knn_geodesic" or np.isinf(threshold) or hop_full is not None:
         rs.check_dense_fits(n, backend=run_backend, limit=limit)
 
+    t1 = time.perf_counter()
     if metric == "precomputed":
         D = X if idx is None else np.ascontiguousarray(X[np.ix_(idx, idx)])
     elif metric == "knn_geodesic":
@@ -181,22 +185,29 @@ def persistence(X, *, max_dim: int = 1, metric: str = "euclidean", backend: str 
         else:
             D = mt.hop_distances(mt.knn_graph(X, k), max_hops=None if np.isinf(threshold) else threshold)
     else:
-        D = mt.distance_matrix_of(X if idx is None else X[idx], metric)
+        with _one_blas_thread():  # spinning BLAS threads would slow the single-threaded backend
+            D = mt.distance_matrix_of(X if idx is None else X[idx], metric)
     if isinstance(D, np.ndarray) and not np.isfinite(D).all():
         D = _dense_to_coo(D)  # disconnected kNN graph (or an inf in a precomputed matrix): no edge
 
+    t2 = time.perf_counter()
+    timings["distances"] = t2 - t1
     rs.check_complex_fits(D, n=n, max_dim=max_dim, threshold=threshold, backend=run_backend, limit=limit)
+    t3 = time.perf_counter()
+    timings["estimate"] = t3 - t2
 
     # -- persistence -----------------------------------------------------------------------------
     raw = bk.run_backend(run_backend, D, n=n, max_dim=max_dim, threshold=threshold, coeff=coeff)
     if run_backend in ("ripser", "giotto-ph"):
         raw = bk.snap_to_distances([np.asarray(d, dtype=np.float64).reshape(-1, 2) for d in raw], D)
     dgms = bk.canonical_diagrams(raw, max_dim)
+    timings["persistence"] = time.perf_counter() - t3
     return PersistenceResult(
         diagrams=dgms, max_dim=max_dim, metric=metric, backend=run_backend, coeff=coeff,
         threshold=float(threshold), n_points=int(N), landmark_indices=idx,
         landmark_method=None if idx is None else landmarks, cover_radius=float(cover),
         bottleneck_bound=float(bound), k=k, seed=seed_int, elapsed_s=time.perf_counter() - t0,
+        timings=timings,
     )
 
 
@@ -212,7 +223,8 @@ def _landmarks(X, metric, n, method, seed, hop_full):
     if metric in ("euclidean", "cosine", "correlation"):
         Y = X if metric == "euclidean" else mt.unit_rows(X, metric)
         if method == "maxmin":
-            idx, r = maxmin_landmarks(Y, n, seed=seed, start=0 if seed is None else None)
+            with _one_blas_thread():  # one memory-bound matrix-vector product per landmark
+                idx, r = maxmin_landmarks(Y, n, seed=seed, start=0 if seed is None else None)
         else:
             idx = random_subsample(Y.shape[0], n, seed=seed)
             r = _cover_radius_points(Y, idx)
@@ -232,6 +244,20 @@ def _landmarks(X, metric, n, method, seed, hop_full):
     # landmark bounds the bottleneck distance directly (<= 2r, and valid without the triangle
     # inequality).
     return idx, r, _distortion_bound(D, idx)
+
+
+def _one_blas_thread():
+    """Limit BLAS to one thread: matrix-vector products are memory bound and extra BLAS threads
+    only wait on each other (3x slower on a busy 2-core machine in our measurements); after a
+    multi-threaded product, OpenBLAS threads keep spinning and steal the core the Rips backend
+    runs on."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - scikit-learn brings it
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
 
 
 def _cover_radius_points(Y, idx, block: int = 4096) -> float:

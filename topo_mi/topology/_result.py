@@ -45,6 +45,8 @@ class PersistenceResult(Result):
     seed : int or None
     elapsed_s : float
         Wall time of the whole call.
+    timings : dict
+        Seconds spent in each stage: ``landmarks``, ``distances``, ``estimate``, ``persistence``.
     """
 
     diagrams: list
@@ -61,6 +63,7 @@ class PersistenceResult(Result):
     k: Any = None
     seed: Any = None
     elapsed_s: float = 0.0
+    timings: dict = None
 
     _plot_function = "topo_mi.plotting.topology:plot_diagram"
 
