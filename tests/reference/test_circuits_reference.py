@@ -165,6 +165,16 @@ def test_planted_circuit_beats_magnitude_pruning(planted_result):
     assert mag[top].min() >= 3.0  # by construction: only distractors
 
 
+def test_planted_circuit_default_settings_other_seed():
+    from topo_mi.circuits._planted import planted_network as build, precision_recall
+
+    net, x, truth = build(seed=3, n_samples=512)
+    res = C.find_circuit(net, x, steps=300, seed=3)  # default l0, lr, zero ablation
+    precision, recall = precision_recall(res.kept_edges, truth)
+    assert precision >= 0.9 and recall >= 0.9 and res.alpha >= 0.95
+    assert res.circuit_score > res.magnitude_score
+
+
 def test_planted_circuit_nodes():
     net, x, truth = planted_network(n=512)
     res = C.find_circuit(net, x, granularity="nodes", l0=1.0, steps=300, seed=0)
@@ -174,6 +184,44 @@ def test_planted_circuit_nodes():
     assert res.alpha >= 0.95 and res.circuit_score > res.magnitude_score
 
 
+class _TinyAttentionOnly(nn.Module):
+    """Stand-in for topo_mi.models.AttentionOnlyTransformer (same parameters and forward)."""
+
+    def __init__(self, d_vocab=64, d_model=32, n_ctx=4, d_head=32, n_heads=1, seed=0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        std = 0.8 / np.sqrt(d_model)
+
+        def p(*shape):
+            return nn.Parameter(torch.randn(*shape, generator=g) * std)
+
+        self.d_vocab, self.n_ctx, self.d_head = d_vocab, n_ctx, d_head
+        self.W_E, self.W_pos = p(d_vocab, d_model), p(n_ctx, d_model)
+        self.W_Q, self.W_K = p(n_heads, d_model, d_head), p(n_heads, d_model, d_head)
+        self.W_V = p(n_heads, d_model, d_head)
+        self.W_O, self.W_U = p(n_heads, d_head, d_model), p(d_model, d_vocab)
+
+    def forward(self, tokens):
+        T = tokens.shape[1]
+        resid = self.W_E[tokens] + self.W_pos[:T]
+        q = torch.einsum("btd,hde->bhte", resid, self.W_Q)
+        k = torch.einsum("btd,hde->bhte", resid, self.W_K)
+        v = torch.einsum("btd,hde->bhte", resid, self.W_V)
+        scores = torch.einsum("bhpe,bhse->bhps", q, k) / np.sqrt(self.d_head)
+        mask = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
+        pattern = torch.softmax(scores.masked_fill(mask, float("-inf")), dim=-1)
+        z = torch.einsum("bhps,bhse->bhpe", pattern, v)
+        return (resid + torch.einsum("bhpe,hed->bpd", z, self.W_O)) @ self.W_U
+
+
+def _attention_only(**kw):
+    try:
+        from topo_mi.models import AttentionOnlyTransformer
+    except ImportError:  # the models package is optional here: use the stand-in
+        return _TinyAttentionOnly(**kw)
+    return AttentionOnlyTransformer(**kw)
+
+
 # -- max-of-K -----------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -181,13 +229,35 @@ def max_of_4():
     """The trained max-of-4 model (Gross et al. recipe): from the model zoo cache, or trained."""
     try:
         from topo_mi.models.zoo import pretrained
-    except ImportError:  # pragma: no cover - zoo not there yet
-        from topo_mi.models import AttentionOnlyTransformer, train_max_of_k
-
-        model = AttentionOnlyTransformer(d_vocab=64, d_model=32, n_ctx=4, d_head=32, n_heads=1, seed=0)
-        train_max_of_k(model, steps=3000, batch_size=128, lr=1e-3, seed=0)
+    except ImportError:  # no model zoo: train with the recipe here
+        model = _attention_only(d_vocab=64, d_model=32, n_ctx=4, d_head=32, n_heads=1, seed=0)
+        _train_max_of_k(model, seed=0)
         return model.eval()
     return pretrained("attn-max-of-4")
+
+
+def _train_max_of_k(model, *, steps=3000, seed=0):
+    """Gross et al.'s recipe: AdamW lr 1e-3, 3,000 steps of 128 uniform sequences, last position."""
+    from topo_mi.circuits._threads import intra_op_threads
+
+    with intra_op_threads(1):  # tiny matrices: one thread is several times faster on a busy machine
+        _train(model, steps, seed)
+
+
+def _train(model, steps, seed):
+    try:
+        from topo_mi.models import train_max_of_k
+    except ImportError:
+        g = torch.Generator().manual_seed(seed)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        for _ in range(steps):
+            tokens = torch.randint(0, 64, (128, 4), generator=g)
+            loss = nn.functional.cross_entropy(model(tokens)[:, -1], tokens.max(1).values)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return
+    train_max_of_k(model, steps=steps, batch_size=128, lr=1e-3, seed=seed)
 
 
 def test_max_of_4_is_accurate(max_of_4):
@@ -224,9 +294,7 @@ def test_table_logits_equal_forward(max_of_4):
 
 
 def test_brute_force_small_vocabulary_exact():
-    from topo_mi.models import AttentionOnlyTransformer
-
-    m = AttentionOnlyTransformer(d_vocab=6, d_model=8, n_ctx=4, d_head=8, seed=3)
+    m = _attention_only(d_vocab=6, d_model=8, n_ctx=4, d_head=8, seed=3)
     with torch.no_grad():  # give the OV circuit a copying bias so accuracy is not trivial
         m.W_U.copy_(m.W_E.T.detach() * 3.0)
     tokens = torch.tensor(list(itertools.product(range(6), repeat=4)))
@@ -244,11 +312,10 @@ def test_max_of_4_brute_force_over_all_inputs(max_of_4):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_max_of_4_trains_from_scratch():
-    from topo_mi.models import AttentionOnlyTransformer, train_max_of_k
-
-    model = AttentionOnlyTransformer(d_vocab=64, d_model=32, n_ctx=4, d_head=32, n_heads=1, seed=1)
-    train_max_of_k(model, steps=3000, batch_size=128, lr=1e-3, seed=1)
+    model = _attention_only(d_vocab=64, d_model=32, n_ctx=4, d_head=32, n_heads=1, seed=1)
+    _train_max_of_k(model, seed=1)
     assert C.sampled_accuracy(model.eval(), n_samples=100_000, seed=0) >= 0.95
     ac = C.attention_circuits(model)
     assert ac.eqke_monotonicity >= 0.95 and ac.evou_diagonal_dominance >= 0.8

@@ -269,7 +269,7 @@ def _curve_sizes(n: int, n_kept: int, points: int) -> np.ndarray:
 # -- the public function ---------------------------------------------------------------------------
 
 def find_circuit(model, data, *, metric: Any = "r2", granularity: str = "edges", ablation: str = "zero",
-                 l0: float = 0.5, steps: int = 1000, lr: float = 0.05, batch_size: int | None = None,
+                 l0: float = 0.5, steps: int = 1000, lr: float = 0.1, batch_size: int | None = None,
                  objective: str = "auto", layers=None, init: float = 3.0, curve_points: int = 12,
                  patching_samples: int = 2048, seed: int = 0, dtype: str = "float32",
                  n_threads: int | str | None = "auto", progress: bool = False) -> CircuitResult:
@@ -297,7 +297,7 @@ def find_circuit(model, data, *, metric: Any = "r2", granularity: str = "edges",
         λ, multiplying the expected *fraction* of units kept.
     steps : int, default 1000
         Adam steps on the gates' ``log α``.
-    lr : float, default 0.05
+    lr : float, default 0.1
     batch_size : int, optional
         Minibatch size per step (default: all of ``data`` up to 4096 samples, else 1024).
     objective : {"auto", "mse", "kl", "metric"}, default "auto"

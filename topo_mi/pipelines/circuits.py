@@ -97,8 +97,9 @@ def circuit_graph(model, data=None, *, metric: Any = "r2", features=None, layers
 
         res = find_circuit(model, data, metric=metric, layers=layers, **find_kwargs)
     else:
-        if find_kwargs:
-            fail("find_kwargs", "no circuit-search options with find=False", sorted(find_kwargs))
+        unused = sorted(set(find_kwargs) - {"seed", "progress"})  # no randomness without a search
+        if unused:
+            fail("find_kwargs", "no circuit-search options with find=False", unused)
         gd = graph_data(model, layers=layers, features=features, data=data, top_k=top_k, threshold=threshold,
                         max_edges=max_edges)
         attention = None
