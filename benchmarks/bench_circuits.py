@@ -60,7 +60,10 @@ def _loop_graph(net, bases, names, *, hoist: bool, limit: int | None = None):
 
 
 def bench_graph(width: int, naive_sample: int) -> dict:
+    import networkx  # noqa: F401  (imported before timing: both sides use it)
+
     import topo_mi.circuits as C
+    import topo_mi.circuits.graph  # noqa: F401
 
     in_dim, out_dim = width, 10
     net = _mlp(width, in_dim, out_dim)
