@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from topo_mi import models  # noqa: E402
-from topo_mi.errors import InvalidParameterError, UnknownNameError  # noqa: E402
+from topo_mi.errors import InvalidParameterError, NonFiniteError, UnknownNameError  # noqa: E402
 from topo_mi.models import (  # noqa: E402
     MLP, AttentionOnlyTransformer, ResidualMLP, TanhRNN, ToySuperposition, TrainingReport,
     load_checkpoint, load_model, save_model, train_classifier, train_max_of_k, train_superposition,
@@ -247,6 +247,13 @@ def test_train_classifier_validates_inputs():
         train_classifier(net, X, y, target_accuracy=1.5)
     with pytest.raises(InvalidParameterError, match="model"):
         train_classifier("net", X, y)
+    from topo_mi.errors import DivergenceError
+
+    with pytest.raises(NonFiniteError, match="float32"):
+        train_classifier(net, np.full((8, 3), 1e300), np.arange(8) % 2)
+    nan_net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Hardtanh(float("nan"), float("nan")))
+    with pytest.raises(DivergenceError, match="the loss became nan at epoch 1"):
+        train_classifier(nan_net, X, y, epochs=3)
 
 
 def test_train_max_of_k_is_deterministic():
@@ -321,6 +328,14 @@ def test_save_load_round_trip_is_exact(tmp_path, index):
     assert _same_state(model, back) and not back.training
     assert models.read_metadata(path)["info"] == {"note": "x"}
     assert not list(tmp_path.glob(".*tmp*"))  # no temporary file left behind
+
+
+def test_save_load_keeps_float64(tmp_path):
+    model = ResidualMLP(3, 4, 2, 2, seed=0).double()
+    X, y = _blobs(20)
+    train_classifier(model, X, y, epochs=1)  # float64 inputs stay float64 for a float64 model
+    back = load_model(save_model(model, tmp_path / "d.safetensors"))
+    assert back.embed.weight.dtype == torch.float64 and _same_state(model, back)
 
 
 def test_load_model_refuses_unknown_classes(tmp_path):
@@ -416,6 +431,39 @@ def test_pretrained_digits_is_trained_once_then_cached(tmp_path, monkeypatch):
     with torch.no_grad():
         pred = again(torch.as_tensor(ds.X, dtype=torch.float32)).argmax(1).numpy()
     assert (pred == ds.y).mean() == 1.0
+
+
+def test_zoo_acceptance_criteria_and_retries(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from topo_mi.models import zoo
+
+    monkeypatch.setenv("TOPO_MI_DATA_HOME", str(tmp_path))
+    X, y = _blobs(60)
+    noisy = np.random.default_rng(0).integers(0, 2, size=60)  # random labels: 100 % is out of reach
+    data = {"blobs": SimpleNamespace(X=X, y=y), "noise": SimpleNamespace(X=X, y=noisy)}
+    monkeypatch.setattr(zoo, "_load_dataset", lambda name, params: data[name])
+
+    def entry(dataset, attempts):
+        return {"description": "test", "dataset": {"name": dataset, "params": {}},
+                "architecture": {"class": "MLP", "config": {"in_dim": 3, "widths": [6, 6], "out_dim": 2,
+                                                            "activation": "relu", "seed": 3}},
+                "training": {"task": "classifier", "schedule": [[30, 1e-2], [5, 1e-3]], "batch_size": 16,
+                             "seed": 0, "target_accuracy": 1.0, "attempts": attempts,
+                             "single_component": {"label": 0, "k": 5}}}
+
+    monkeypatch.setitem(zoo._ZOO, "test-blobs", entry("blobs", 3))
+    monkeypatch.setitem(zoo._ZOO, "test-noise", entry("noise", 2))
+    models.pretrained("test-blobs")
+    report = models.zoo_info("test-blobs")["training_report"]
+    assert len(report["attempts"]) == 1 and report["components"] == {"act2": 1, "out": 1}
+    assert models.zoo_info("test-blobs")["seed"] == 3
+    with pytest.warns(RuntimeWarning, match="no seed of 2"):
+        models.pretrained("test-noise")
+    info = models.zoo_info("test-noise")
+    assert [a["seed"] for a in info["training_report"]["attempts"]] == [3, 4] and info["seed"] == 4
+    assert info["training_report"]["attempts"][0]["epochs_per_phase"] == [30, 5]
+    assert info["training_accuracy"] < 1.0
 
 
 # -- slow: the published protocols ---------------------------------------------------------------

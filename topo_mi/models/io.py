@@ -33,9 +33,10 @@ def _check_path(path, name: str = "path") -> Path:
 def save_model(model: nn.Module, path, *, metadata: Mapping[str, Any] | None = None) -> Path:
     """Write a :mod:`topo_mi.models` model to a ``.safetensors`` file that ``load_model`` rebuilds.
 
-    The weights are the model's ``state_dict`` (float tensors, exact); the file's safetensors
-    metadata holds ``{"format": "topo_mi.model/1", "class": <class name>, "config": <JSON of the
-    constructor arguments>, "info": <JSON of metadata>}``. The write is atomic.
+    The weights are the model's ``state_dict`` (exact, in the model's dtype); the file's
+    safetensors metadata holds ``{"format": "topo_mi.model/1", "class": <class name>, "config":
+    <JSON of the constructor arguments>, "dtype": <e.g. "float32">, "info": <JSON of metadata>}``.
+    The write is atomic.
 
     Parameters
     ----------
@@ -63,8 +64,12 @@ def save_model(model: nn.Module, path, *, metadata: Mapping[str, Any] | None = N
         info = json.dumps(dict(metadata or {}), sort_keys=True)
     except TypeError as exc:
         raise InvalidParameterError(f"metadata: expected JSON-able values, got {exc}") from exc
+    dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
+    if len(dtypes) > 1:
+        fail("model", "parameters of one floating-point dtype", sorted(map(str, dtypes)))
+    dtype = str(dtypes.pop()).removeprefix("torch.") if dtypes else "float32"
     header = {"format": FORMAT, "class": name, "config": json.dumps(model.config, sort_keys=True),
-              "info": info}
+              "dtype": dtype, "info": info}
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     with atomic_path(path, suffix=".safetensors") as tmp:
         save_file(tensors, str(tmp), metadata=header)
@@ -93,7 +98,7 @@ def read_metadata(path) -> dict[str, Any]:
              raw=True)
     try:
         return {"class": header["class"], "config": json.loads(header["config"]),
-                "info": json.loads(header.get("info", "{}"))}
+                "dtype": header.get("dtype", "float32"), "info": json.loads(header.get("info", "{}"))}
     except (KeyError, json.JSONDecodeError) as exc:
         raise InvalidParameterError(f"path: expected valid topo_mi model metadata, got {str(path)!r} ({exc})") from exc
 
@@ -116,6 +121,10 @@ def load_model(path) -> nn.Module:
     if not isinstance(meta["config"], dict):
         fail("path", "constructor arguments stored as a JSON object", meta["config"])
     model = cls(**meta["config"])
+    dtype = getattr(torch, str(meta["dtype"]), None)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        fail("path", "a floating-point dtype in the model metadata", meta["dtype"])
+    model = model.to(dtype)
     _load_state(model, load_file(str(path)), strict=True, path=path)
     return model.eval()
 
@@ -171,7 +180,7 @@ def load_checkpoint(path, model: nn.Module, *, strict: bool = True) -> nn.Module
         fail("path", "a .safetensors, .pt, .pth, .bin or .ckpt file", str(path))
     if isinstance(state, Mapping):
         for key in _STATE_KEYS:
-            if key in state and isinstance(state[key], Mapping) and not isinstance(state.get(key), torch.Tensor):
+            if isinstance(state.get(key), Mapping):
                 state = state[key]
                 break
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):

