@@ -61,8 +61,8 @@ def diagram_distance(X, Y, *, dim: int = 1, metric: str = "bottleneck", order: f
     dim : int, default 1
         Homology dimension compared (0: clusters, 1: loops).
     metric : {"bottleneck", "wasserstein"}, default "bottleneck"
-        Bottleneck distance (gudhi, exact) or the p-Wasserstein distance of order ``order`` with
-        the L∞ ground metric (gudhi's Hera).
+        Bottleneck distance or the p-Wasserstein distance of order ``order`` with the L∞ ground
+        metric (:func:`topo_mi.topology.bottleneck` / :func:`topo_mi.topology.wasserstein`).
     order : float >= 1, default 1.0
         Wasserstein order p.
     normalize : bool, default True
@@ -93,18 +93,19 @@ def diagram_distance(X, Y, *, dim: int = 1, metric: str = "bottleneck", order: f
 
 
 def _diagram(X: np.ndarray, dim: int, normalize: bool, name: str = "X") -> np.ndarray:
+    """H_dim diagram of the Rips filtration of X (topo_mi.topology.persistence, Z/2)."""
+    from topo_mi.topology import persistence
+
     D = _quantile_normalised_distances(X, 0.9 if normalize else None, name)
-    return _rips_diagrams(D, dim)[dim]
+    return np.asarray(persistence(D, max_dim=dim, metric="precomputed", coeff=2).diagrams[dim], dtype=np.float64)
 
 
 def _diagram_distance_from(d1: np.ndarray, d2: np.ndarray, metric: str, order: float) -> float:
-    import gudhi
+    from topo_mi.topology import bottleneck, wasserstein
 
     if metric == "bottleneck":
-        return float(gudhi.bottleneck_distance(d1, d2))
-    from gudhi.hera import wasserstein_distance
-
-    return float(wasserstein_distance(d1, d2, order=order, internal_p=np.inf))
+        return float(bottleneck(d1, d2))
+    return float(wasserstein(d1, d2, order))
 
 
 # ---------------------------------------------------------------------------------------------
