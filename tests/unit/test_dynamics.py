@@ -378,6 +378,23 @@ def test_jacobian_product_and_ftle():
     assert top.exponents.shape == (20, 2) and top.method == "randomized" and top.k == 2
 
 
+def test_ftle_numerical_rank_with_dead_relu_units():
+    net = MLPStandIn(2, [6, 6, 6], 2, activation="relu", seed=0)
+    with torch.no_grad():
+        net.fc2.bias[:2] = -100.0  # units 0 and 1 of layer 2 never fire
+    x = torch.randn(30, 2, generator=_gen())
+    res = finite_time_lyapunov(net, x, layers=["act1", "act2", "act3"])
+    assert res.layer_rank.shape == (30, 2) and res.rank.shape == (30,)
+    assert (res.layer_rank[:, 0] <= 4).all() and (res.rank <= 4).all()
+    assert np.isneginf(res.exponents[:, 4:]).all()
+    for i in range(30):  # the finite exponents are exactly those the rank counts
+        assert np.isfinite(res.exponents[i]).sum() == res.rank[i]
+    ok = res.layer_rank > 0
+    assert np.isfinite(res.layer_log_volume[ok]).all()
+    raw = jacobian_product(net, x, layers=["act1", "act2", "act3"]).singular_values
+    assert (raw[:, 4:] <= 1e-12 * raw[:, :1]).all()  # the raw SVD keeps the rounding-level values
+
+
 def test_ftle_validation():
     net = MLPStandIn(2, [4, 4], 2)
     with pytest.raises(NonFiniteError, match="inputs"):

@@ -189,19 +189,29 @@ class FTLEResult(Result):
     maps : list of str
         The ``L`` maps ``"h_l->h_{l+1}"``.
     exponents : ndarray of shape (n_inputs, r)
-        ``(1/L) ln sigma_i`` of the end-to-end Jacobian at each input, descending (``-inf`` for an
-        exactly singular direction, e.g. behind a dead ReLU).
+        ``(1/L) ln sigma_i`` of the end-to-end Jacobian at each input, descending; ``-inf`` for
+        numerically singular directions (``sigma_i < resolution * L * sigma_1``, e.g. behind
+        dead ReLU units).
     layer_singular_values : list of L ndarrays of shape (n_inputs, r_l)
-        Singular values of each layer map's Jacobian at each input, descending.
+        Singular values of each layer map's Jacobian at each input, descending (raw).
     layer_expansion : ndarray of shape (n_inputs, L)
         ``ln sigma_max`` of each layer map: > 0 where the layer stretches some direction.
     layer_log_volume : ndarray of shape (n_inputs, L)
-        Mean ``ln sigma_i`` over the singular values computed: < 0 where the layer contracts on
-        average (for a square map with every value computed, ``ln|det J| / d``).
+        Mean ``ln sigma_i`` over the numerically non-zero singular values computed: < 0 where
+        the layer contracts on average within the subspace it keeps (for a square, non-singular
+        map with every value computed, ``ln|det J| / d``).
     depth : int
     method : str
         ``"full"`` or ``"randomized"`` (top ``k`` singular values only).
     k : int or None
+    rank : int ndarray of shape (n_inputs,)
+        Numerical rank of the end-to-end Jacobian (among the values computed).
+    layer_rank : int ndarray of shape (n_inputs, L)
+        Numerical rank of each layer map's Jacobian.
+    resolution : float
+        ``10 eps width`` in float64: a layer's singular values below
+        ``resolution * sigma_max(J_l)`` count as zero (the product's below
+        ``resolution * L * sigma_1``).
     """
 
     layers: list
@@ -213,6 +223,9 @@ class FTLEResult(Result):
     depth: int
     method: str
     k: object = None
+    rank: object = None
+    layer_rank: object = None
+    resolution: float = 0.0
 
     _plot_function: ClassVar[str] = "topo_mi.plotting.dynamics:plot_layer_singular_values"
 
@@ -229,7 +242,8 @@ class FTLEResult(Result):
                 "ftle_max_median": float(np.median(lam)),
                 "fraction_expanding": float(np.mean(lam > 0)),
                 "most_expanding_map": self.maps[int(np.argmax(mean_exp))] if self.maps else "",
-                "mean_layer_expansion": float(mean_exp.mean()) if mean_exp.size else float("nan")}
+                "mean_layer_expansion": float(mean_exp.mean()) if mean_exp.size else float("nan"),
+                "median_rank": float(np.median(self.rank)) if self.rank is not None else float("nan")}
 
     def plot_distribution(self, ax=None, **kwargs):
         from topo_mi.plotting.dynamics import plot_ftle

@@ -434,7 +434,17 @@ def finite_time_lyapunov(model: Any, inputs: Any, *, layers: Sequence | None = N
     -------
     FTLEResult
         ``exponents`` (n_inputs, r), ``layer_singular_values``, ``layer_expansion`` and
-        ``layer_log_volume`` (n_inputs, L).
+        ``layer_log_volume`` (n_inputs, L), numerical ranks.
+
+    Notes
+    -----
+    Singular values below ``resolution * sigma_max`` (``resolution = 10 eps_64 width``, times
+    ``L`` for the product) are at the rounding level of the float64 products and SVDs:
+    numerically zero (dead ReLU units give exact zeros). Their exponents are ``-inf``, they are
+    left out of ``layer_log_volume``, and ``rank``/``layer_rank`` count the others. The Jacobian
+    entries themselves carry the model's precision: in float32 a small ``sigma_i`` of a deep
+    product can be perturbed by up to about ``1e-7 L prod_l sigma_max(J_l)`` (Weyl's
+    inequality); cast the model to float64 (``model.double()``) when those matter.
 
     References
     ----------
@@ -461,15 +471,22 @@ def finite_time_lyapunov(model: Any, inputs: Any, *, layers: Sequence | None = N
     parts = get_executor(executor).map(_ftle_chunk, items, desc="ftle", progress=progress)
     prod_sv = np.concatenate([p[0] for p in parts], axis=0)
     layer_sv = [np.concatenate([p[1][i] for p in parts], axis=0) for i in range(L)]
-    with np.errstate(divide="ignore"):
-        exponents = np.log(prod_sv) / L
-        logs = [np.log(s) for s in layer_sv]
-    expansion = np.stack([lg[:, 0] for lg in logs], axis=1) if L else np.zeros((n, 0))
-    with np.errstate(invalid="ignore"):
-        volume = np.stack([lg.mean(axis=1) for lg in logs], axis=1) if L else np.zeros((n, 0))
+    # Singular values at the rounding level of the float64 product and SVD are numerically zero
+    # (dead ReLU units give exact zeros, which the SVD returns as ~1e-16 sigma_max or less).
+    width = max(numel(tuple(s.shape[1:])) for s in states)
+    resolution = 10.0 * float(np.finfo(np.float64).eps) * width
+    with np.errstate(divide="ignore", invalid="ignore"):
+        keep = prod_sv > prod_sv[:, :1] * (resolution * max(L, 1))
+        exponents = np.where(keep, np.log(prod_sv), -np.inf) / L
+        masks = [sv > resolution * sv[:, :1] for sv in layer_sv]
+        logs = [np.where(m, np.log(sv), np.nan) for m, sv in zip(masks, layer_sv)]
+        expansion = np.stack([np.log(sv[:, 0]) for sv in layer_sv], axis=1) if L else np.zeros((n, 0))
+        volume = np.stack([np.nanmean(lg, axis=1) for lg in logs], axis=1) if L else np.zeros((n, 0))
+    layer_rank = np.stack([m.sum(axis=1) for m in masks], axis=1) if L else np.zeros((n, 0), dtype=np.int64)
     return FTLEResult(layers=list(lm.names), maps=lm.map_names, exponents=exponents, layer_singular_values=layer_sv,
                       layer_expansion=expansion, layer_log_volume=volume, depth=L,
-                      method="full" if k is None else "randomized", k=k)
+                      method="full" if k is None else "randomized", k=k, rank=keep.sum(axis=1),
+                      layer_rank=layer_rank, resolution=resolution)
 
 
 __all__ = ["layer_jacobians", "jacobian_product", "finite_time_lyapunov", "layer_maps", "LayerMaps",

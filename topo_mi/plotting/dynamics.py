@@ -74,25 +74,37 @@ def _layer_log_svals(result):
 
 
 def plot_layer_singular_values(result, ax=None, *, quantiles=(0.1, 0.5, 0.9)):
-    """Per layer map: ``ln sigma`` of its Jacobians — the largest, the median and the smallest
-    (median over inputs, with a band from the ``quantiles`` across inputs for the largest)."""
+    """Per layer map: ``ln sigma`` of its Jacobians — the largest (median over inputs, with a band
+    from the ``quantiles`` across inputs), the median and the smallest of the numerically
+    non-zero ones; the tick labels give the median numerical rank."""
     ax = get_ax(ax, figsize=(6.0, 4.0))
     svals, maps = _layer_log_svals(result)
     L = len(svals)
     x = np.arange(L)
-    with np.errstate(divide="ignore"):
-        logs = [np.log(s) for s in svals]
-    lo, mid, hi = quantiles
-    top = np.array([np.quantile(lg[:, 0], [lo, mid, hi]) for lg in logs]) if L else np.zeros((0, 3))
-    med = np.array([np.median(np.median(lg, axis=1)) for lg in logs]) if L else np.zeros(0)
-    low = np.array([np.median(lg[:, -1]) for lg in logs]) if L else np.zeros(0)
+    resolution = getattr(result, "resolution", 0.0) or 0.0
+    top, med, low, ranks = np.zeros((L, 3)), np.zeros(L), np.zeros(L), np.zeros(L)
+    for i, s in enumerate(svals):
+        s = np.asarray(s, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lg = np.where(s > s[:, :1] * resolution, np.log(s), np.nan)
+        lg[~np.isfinite(lg)] = np.nan
+        top[i] = np.nanquantile(lg[:, 0], quantiles) if np.isfinite(lg[:, 0]).any() else np.nan
+        with np.errstate(all="ignore"):
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                med[i] = np.nanmedian(np.nanmedian(lg, axis=1))
+                low[i] = np.nanmedian(np.nanmin(lg, axis=1))
+        ranks[i] = np.median(np.isfinite(lg).sum(axis=1))
     ax.fill_between(x, top[:, 0], top[:, 2], color="C0", alpha=0.25, lw=0)
     ax.plot(x, top[:, 1], "o-", color="C0", label="ln σ_max")
-    ax.plot(x, med, "s-", color="C1", label="median ln σ")
-    ax.plot(x, np.where(np.isfinite(low), low, np.nan), "v-", color="C2", label="ln σ_min")
+    ax.plot(x, med, "s-", color="C1", label="median ln σ (non-zero)")
+    ax.plot(x, low, "v-", color="C2", label="smallest non-zero ln σ")
     ax.axhline(0.0, color="0.5", lw=0.8, ls="--")
     ax.set_xticks(x)
-    ax.set_xticklabels(maps, rotation=45, ha="right", fontsize="small")
+    ax.set_xticklabels([f"{m}\nrank {r:g}" for m, r in zip(maps, ranks)], rotation=45, ha="right",
+                       fontsize="small")
     ax.set_ylabel("ln singular value of the layer Jacobian")
     ax.set_title("Per-layer expansion (> 0) and contraction (< 0)")
     ax.legend(loc="best", fontsize="small")
