@@ -1,6 +1,7 @@
 """Result types of :mod:`topo_mi.dynamics` (numpy only: loading a saved result needs no torch)."""
 from __future__ import annotations
 
+import warnings
 from typing import ClassVar
 
 import numpy as np
@@ -235,14 +236,21 @@ class FTLEResult(Result):
         return self.exponents[:, 0]
 
     def summary(self):
-        lam = self.exponents[:, 0]
-        mean_exp = self.layer_expansion.mean(axis=0)
-        return {"n_inputs": int(lam.size), "depth": self.depth,
-                "ftle_max_mean": float(np.mean(lam)), "ftle_max_std": float(np.std(lam)),
-                "ftle_max_median": float(np.median(lam)),
-                "fraction_expanding": float(np.mean(lam > 0)),
-                "most_expanding_map": self.maps[int(np.argmax(mean_exp))] if self.maps else "",
-                "mean_layer_expansion": float(mean_exp.mean()) if mean_exp.size else float("nan"),
+        """Headline figures; the FTLE statistics are over inputs whose Jacobian is not numerically
+        zero (``n_singular_inputs`` counts the others)."""
+        lam_all = self.exponents[:, 0]
+        lam = lam_all[np.isfinite(lam_all)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean_exp = np.where(np.isfinite(self.layer_expansion), self.layer_expansion, np.nan)
+            mean_exp = np.nanmean(mean_exp, axis=0) if mean_exp.size else mean_exp
+        stat = (lambda f: float(f(lam))) if lam.size else (lambda f: float("nan"))
+        return {"n_inputs": int(lam_all.size), "depth": self.depth,
+                "ftle_max_mean": stat(np.mean), "ftle_max_std": stat(np.std),
+                "ftle_max_median": stat(np.median), "n_singular_inputs": int(lam_all.size - lam.size),
+                "fraction_expanding": float(np.mean(lam_all > 0)),
+                "most_expanding_map": self.maps[int(np.nanargmax(mean_exp))] if self.maps and np.isfinite(mean_exp).any() else "",
+                "mean_layer_expansion": float(np.nanmean(mean_exp)) if np.isfinite(mean_exp).any() else float("nan"),
                 "median_rank": float(np.median(self.rank)) if self.rank is not None else float("nan")}
 
     def plot_distribution(self, ax=None, **kwargs):

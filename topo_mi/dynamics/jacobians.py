@@ -12,6 +12,7 @@ See :mod:`topo_mi.dynamics` for the ``layers`` contract.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -481,7 +482,9 @@ def finite_time_lyapunov(model: Any, inputs: Any, *, layers: Sequence | None = N
         masks = [sv > resolution * sv[:, :1] for sv in layer_sv]
         logs = [np.where(m, np.log(sv), np.nan) for m, sv in zip(masks, layer_sv)]
         expansion = np.stack([np.log(sv[:, 0]) for sv in layer_sv], axis=1) if L else np.zeros((n, 0))
-        volume = np.stack([np.nanmean(lg, axis=1) for lg in logs], axis=1) if L else np.zeros((n, 0))
+        with warnings.catch_warnings():  # a layer with no non-zero singular value: NaN volume
+            warnings.simplefilter("ignore", RuntimeWarning)
+            volume = np.stack([np.nanmean(lg, axis=1) for lg in logs], axis=1) if L else np.zeros((n, 0))
     layer_rank = np.stack([m.sum(axis=1) for m in masks], axis=1) if L else np.zeros((n, 0), dtype=np.int64)
     return FTLEResult(layers=list(lm.names), maps=lm.map_names, exponents=exponents, layer_singular_values=layer_sv,
                       layer_expansion=expansion, layer_log_volume=volume, depth=L,
