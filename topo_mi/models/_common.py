@@ -94,5 +94,5 @@ def positive_float(name: str, value: Any) -> float:
     return check_float(name, value, min_value=0.0, min_inclusive=False)
 
 
-__all__ = ["ACTIVATIONS", "make_activation", "check_seed", "seeded", "num_threads", "check_threads", "generator", "ConfigMixin",
-           "positive_int", "positive_float"]
+__all__ = ["ACTIVATIONS", "make_activation", "check_seed", "seeded", "num_threads", "check_threads", "generator",
+           "ConfigMixin", "positive_int", "positive_float"]
