@@ -191,7 +191,6 @@ def rtd(X, Y, *, trials: int = 10, batch: int = 500, seed=0) -> float:
     -----
     Each trial computes H1 persistence of two Rips filtrations on 2·batch points: about 6 s per
     trial at batch = 500 on one CPU core (see ``benchmarks/bench_compare.py``), 1.2 s at batch = 200.
-
     """
     X, Y = check_pair(X, Y, min_points=3)
     trials = check_int("trials", trials, min_value=1)
