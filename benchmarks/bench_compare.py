@@ -113,7 +113,7 @@ def bench_cka(n, d, n_sub, rng):
 
 def bench_permutations(n, width, n_layers, n_perm, rng):
     from topo_mi.compare import cka
-    from topo_mi.pipelines.compare import compare
+    from topo_mi.pipelines.comparison import compare
 
     print(f"2. {n_layers} x {n_layers} layer CKA matrix, {n:,} samples, widths {width}, {n_perm:,} permutations")
     Z = rng.standard_normal((n, 16))

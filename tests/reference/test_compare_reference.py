@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 import topo_mi.compare as C
-from topo_mi.pipelines.compare import compare, compare_many
+from topo_mi.pipelines.comparison import compare, compare_many
 
 
 @pytest.fixture(autouse=True, scope="module")

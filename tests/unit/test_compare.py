@@ -1,4 +1,4 @@
-"""topo_mi.compare and topo_mi.pipelines.compare: validation, alignment, engines, results, plots."""
+"""topo_mi.compare and topo_mi.pipelines.comparison: validation, alignment, engines, results, plots."""
 import numpy as np
 import pytest
 
@@ -6,7 +6,7 @@ import topo_mi.compare as C
 from topo_mi.activations import Activations
 from topo_mi.compare import _common, _engine
 from topo_mi.errors import InvalidParameterError, NonFiniteError, ResourceError, UnknownNameError
-from topo_mi.pipelines.compare import ComparisonResult, ManyComparisonResult, align_samples, compare, compare_many
+from topo_mi.pipelines.comparison import ComparisonResult, ManyComparisonResult, align_samples, compare, compare_many
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -297,7 +297,7 @@ def test_import_stays_light():
     import subprocess
     import sys
 
-    code = ("import sys, json, topo_mi.compare, topo_mi.pipelines.compare; "
+    code = ("import sys, json, topo_mi.compare, topo_mi.pipelines.comparison; "
             "print(json.dumps([m for m in ('torch', 'gudhi', 'ripser', 'sklearn', 'matplotlib', 'scipy') "
             "if m in sys.modules]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -39,3 +39,14 @@ def test_import_is_light():
             f"print(json.dumps([m for m in {heavy!r} if m in sys.modules]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_pipeline_functions_are_not_shadowed_by_submodules():
+    import importlib
+
+    import topo_mi.pipelines as P
+
+    for name, module in P._ATTRS.items():
+        importlib.import_module(module)  # importing the submodule must not shadow the function
+        assert not isinstance(getattr(P, name), type(P)), name
+    assert callable(P.compare) and callable(P.betti_profile)

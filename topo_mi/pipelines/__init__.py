@@ -19,9 +19,10 @@ _ATTRS = {
     "stability_profile": "topo_mi.pipelines.dynamics",
     "StabilityResult": "topo_mi.pipelines.dynamics",
     "circuit_graph": "topo_mi.pipelines.circuits",
-    "compare": "topo_mi.pipelines.compare",
-    "compare_many": "topo_mi.pipelines.compare",
-    "ComparisonResult": "topo_mi.pipelines.compare",
+    "compare": "topo_mi.pipelines.comparison",
+    "compare_many": "topo_mi.pipelines.comparison",
+    "ComparisonResult": "topo_mi.pipelines.comparison",
+    "ManyComparisonResult": "topo_mi.pipelines.comparison",
     "run": "topo_mi.pipelines.runner",
     "RunResult": "topo_mi.pipelines.runner",
     "load_spec": "topo_mi.pipelines.spec",
@@ -29,6 +30,10 @@ _ATTRS = {
 }
 
 __all__ = sorted(_ATTRS)
+
+# The modules behind these names are deliberately not named like the functions (comparison.py,
+# not compare.py): importing a submodule sets it as an attribute of this package, which would
+# shadow a function of the same name.
 
 
 def __getattr__(name: str):

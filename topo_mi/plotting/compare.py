@@ -1,4 +1,4 @@
-"""Figures of :mod:`topo_mi.pipelines.compare`: heatmaps, layer matching, model dendrograms."""
+"""Figures of :mod:`topo_mi.pipelines.comparison`: heatmaps, layer matching, model dendrograms."""
 from __future__ import annotations
 
 import numpy as np
