@@ -246,18 +246,25 @@ def _landmarks(X, metric, n, method, seed, hop_full):
     return idx, r, _distortion_bound(D, idx)
 
 
+_CONTROLLER = []
+
+
 def _one_blas_thread():
     """Limit BLAS to one thread: matrix-vector products are memory bound and extra BLAS threads
     only wait on each other (3x slower on a busy 2-core machine in our measurements); after a
     multi-threaded product, OpenBLAS threads keep spinning and steal the core the Rips backend
     runs on."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - scikit-learn brings it
-        import contextlib
+    import contextlib
 
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
+    if not _CONTROLLER:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _CONTROLLER.append(ThreadpoolController())  # finding the libraries costs ms: once
+        except ImportError:  # pragma: no cover - scikit-learn brings threadpoolctl
+            _CONTROLLER.append(None)
+    ctl = _CONTROLLER[0]
+    return contextlib.nullcontext() if ctl is None else ctl.limit(limits=1, user_api="blas")
 
 
 def _cover_radius_points(Y, idx, block: int = 4096) -> float:
