@@ -23,13 +23,16 @@ from torch import nn
 import topo_mi as tm
 
 
-def best_of(fn, repeat):
-    times = []
+def interleaved(fns, repeat):
+    """Best-of-``repeat`` time of each function, measured in alternation so that load drifts on a
+    shared machine hit every contender alike."""
+    best = [float("inf")] * len(fns)
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t0)
+    return best
 
 
 def bare_forward(model, batches, kw=False):
@@ -51,9 +54,6 @@ def mlp_case(n, repeat):
     bs = 1024
     batches = [X[i:i + bs] for i in range(0, n, bs)]
     names = [str(i) for i in range(1, 8, 2)]
-    t_bare = best_of(lambda: bare_forward(model, batches), repeat)
-    t_mem = best_of(lambda: tm.collect(model, X, layers=names, batch_size=bs, progress=False), repeat)
-
     def to_disk():
         d = tempfile.mkdtemp()
         try:
@@ -61,7 +61,10 @@ def mlp_case(n, repeat):
         finally:
             shutil.rmtree(d)
 
-    t_disk = best_of(to_disk, repeat)
+    t_bare, t_mem, t_disk = interleaved([
+        lambda: bare_forward(model, batches),
+        lambda: tm.collect(model, X, layers=names, batch_size=bs, progress=False),
+        to_disk], repeat)
     return f"MLP 4x512, n={n}, 4 layers", t_bare, t_mem, t_disk
 
 
@@ -77,10 +80,6 @@ def minilm_case(n, repeat):
     enc = dict(enc)
     bs = 64
     batches = [{k: v[i:i + bs] for k, v in enc.items()} for i in range(0, n, bs)]
-    t_bare = best_of(lambda: bare_forward(model, batches, kw=True), repeat)
-    t_mem = best_of(lambda: tm.collect(model, enc, layers=MINILM_LAYERS, reduce="mean", batch_size=bs,
-                                       progress=False), repeat)
-
     def to_disk():
         d = tempfile.mkdtemp()
         try:
@@ -89,7 +88,10 @@ def minilm_case(n, repeat):
         finally:
             shutil.rmtree(d)
 
-    t_disk = best_of(to_disk, repeat)
+    t_bare, t_mem, t_disk = interleaved([
+        lambda: bare_forward(model, batches, kw=True),
+        lambda: tm.collect(model, enc, layers=MINILM_LAYERS, reduce="mean", batch_size=bs, progress=False),
+        to_disk], repeat)
     return f"MiniLM, {n} sentences x 48 tokens, 7 states", t_bare, t_mem, t_disk
 
 
@@ -98,10 +100,10 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small sizes, one repeat")
     args = ap.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-    repeat = 1 if args.quick else 3
-    rows = [mlp_case(10_000 if args.quick else 100_000, repeat)]
+    repeat = 1 if args.quick else 5
+    rows = [mlp_case(10_000 if args.quick else 50_000, repeat)]
     try:
-        rows.append(minilm_case(64 if args.quick else 512, repeat))
+        rows.append(minilm_case(64 if args.quick else 256, repeat))
     except ImportError as exc:
         print(f"(MiniLM skipped: {exc})")
     print(f"{'case':<42} {'bare fwd s':>10} {'collect s':>10} {'ratio':>6} {'to disk s':>10} {'ratio':>6}")

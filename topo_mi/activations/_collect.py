@@ -98,15 +98,16 @@ def _n_rows(x) -> int:
     return int(x.shape[0])
 
 
-def _iter_batches(inputs: Any, batch_size: int) -> tuple[Iterator[tuple[Any, Any]], int | None]:
-    """Yield ``(model_input, labels_or_None)``; returns the iterator and the number of batches if known."""
+def _iter_batches(inputs: Any, batch_size: int) -> tuple[Iterator[tuple[Any, Any]], int | None, int | None]:
+    """Yield ``(model_input, labels_or_None)``; returns the iterator, the number of batches and the
+    number of rows when known."""
     import torch
 
     if isinstance(inputs, (np.ndarray, torch.Tensor)):
         n = _n_rows(inputs)
         if n == 0:
             fail("inputs", "at least one sample", "an empty array", raw=True)
-        return ((inputs[i:i + batch_size], None) for i in range(0, n, batch_size)), -(-n // batch_size)
+        return ((inputs[i:i + batch_size], None) for i in range(0, n, batch_size)), -(-n // batch_size), n
     if isinstance(inputs, dict) or (hasattr(inputs, "keys") and hasattr(inputs, "items") and not hasattr(inputs, "__next__")):
         d = dict(inputs.items())
         sizes = {k: _n_rows(v) for k, v in d.items() if hasattr(v, "shape") and len(getattr(v, "shape", ())) > 0}
@@ -122,7 +123,7 @@ def _iter_batches(inputs: Any, batch_size: int) -> tuple[Iterator[tuple[Any, Any
             for i in range(0, n, batch_size):
                 yield {k: (v[i:i + batch_size] if k in sizes else v) for k, v in d.items()}, None
 
-        return gen(), -(-n // batch_size)
+        return gen(), -(-n // batch_size), n
     if isinstance(inputs, (str, bytes)):
         fail("inputs", "tensors (tokenise text first)", inputs)
     try:
@@ -136,7 +137,7 @@ def _iter_batches(inputs: Any, batch_size: int) -> tuple[Iterator[tuple[Any, Any
         for item in inputs:
             yield _split_item(item)
 
-    return gen_items(), total
+    return gen_items(), total, None
 
 
 def _split_item(item):
@@ -312,7 +313,7 @@ def collect(model, inputs, *, layers, reduce: Any = "last", batch_size: int = 25
     names = [n for n, _ in named]
     dev = _check_device(model, device)
     dtype = _model_dtype(model)
-    batches, n_batches = _iter_batches(inputs, batch_size)
+    batches, n_batches, n_rows = _iter_batches(inputs, batch_size)
 
     fp_model = model_fingerprint(model)
     fingerprint = hashlib.sha256("|".join([
@@ -344,6 +345,7 @@ def collect(model, inputs, *, layers, reduce: Any = "last", batch_size: int = 25
     mask_holder: dict[str, Any] = {"mask": None}
     out_chunks: dict[str, list[np.ndarray]] = {n: [] for n in names}
     label_chunks: list[Any] = []
+    dims: dict[str, int] = {}
     row = 0
 
     def record(name, output):
@@ -394,7 +396,8 @@ def collect(model, inputs, *, layers, reduce: Any = "last", batch_size: int = 25
                         raise InvalidParameterError(
                             f"layer {n!r}: expected {rows} rows (the batch size of batch {k}), got output "
                             f"of shape {arr.shape}; its first axis is not the batch axis")
-                    if not np.isfinite(arr).all():
+                    # one cheap reduction; the exact count only when something is off
+                    if not np.isfinite(arr.sum()) and not np.isfinite(arr).all():
                         bad = int((~np.isfinite(arr)).sum())
                         raise NonFiniteError(
                             f"layer {n!r}: {bad} non-finite activation values (NaN/inf) in batch {k} "
@@ -407,15 +410,20 @@ def collect(model, inputs, *, layers, reduce: Any = "last", batch_size: int = 25
                 if writer is not None:
                     writer.write_batch(k, arrays, ylab, h)
                 else:
-                    if k > 0:
-                        for n in names:
-                            if arrays[n].shape[1] != out_chunks[n][0].shape[1]:
-                                raise InvalidParameterError(
-                                    f"layer {n!r}: feature dimension changes across batches "
-                                    f"({out_chunks[n][0].shape[1]} then {arrays[n].shape[1]}); use a "
-                                    "fixed sequence length or reduce='last'/'mean'")
                     for n in names:
-                        out_chunks[n].append(arrays[n])
+                        d = arrays[n].shape[1]
+                        if k == 0:
+                            dims[n] = d
+                            if n_rows is not None:  # known size: write straight into the result
+                                out_chunks[n] = [np.empty((n_rows, d), dtype=np.float32)]
+                        elif d != dims[n]:
+                            raise InvalidParameterError(
+                                f"layer {n!r}: feature dimension changes across batches "
+                                f"({dims[n]} then {d}); use a fixed sequence length or reduce='last'/'mean'")
+                        if n_rows is not None:
+                            out_chunks[n][0][row:row + rows] = arrays[n]
+                        else:
+                            out_chunks[n].append(arrays[n])
                     label_chunks.append(ylab)
                 row += rows
                 if bar is not None:
