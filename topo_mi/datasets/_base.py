@@ -96,11 +96,11 @@ class Spec:
 
     def generate(self, p: dict[str, Any], n: int, seeds: list) -> tuple[np.ndarray, np.ndarray | None]:
         """``n`` samples (sampled sets)."""
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} does not define this method (an abstract hook of its base class)")
 
     def generate_full(self, p: dict[str, Any], seeds: list) -> tuple[np.ndarray, np.ndarray | None]:
         """The whole set (finite sets)."""
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} does not define this method (an abstract hook of its base class)")
 
     def facts(self, p: dict[str, Any]) -> dict[str, Any]:
         """Card entries that depend on the parameters: betti, betti_by_class, classes, notes..."""

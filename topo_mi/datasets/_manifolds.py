@@ -29,7 +29,7 @@ class PointCloud(Spec):
     betti_numbers: list[int] = []
 
     def embedding_dim(self, p: dict[str, Any]) -> int:
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} does not define this method (an abstract hook of its base class)")
 
     def check_geometry(self, p: dict[str, Any]) -> dict[str, Any]:
         return p
@@ -43,7 +43,7 @@ class PointCloud(Spec):
         return p
 
     def sample(self, p, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} does not define this method (an abstract hook of its base class)")
 
     def generate(self, p, n, seeds):
         X, y = self.sample(p, n, seeds[STREAM_SAMPLE])
