@@ -425,3 +425,17 @@ def test_plots_write_files(tmp_path, circle, layers):
         save_figure(prof.plot(kind=kind), tmp_path / f"profile-{kind}.png")
         assert (tmp_path / f"profile-{kind}.png").stat().st_size > 1000
     save_figure(tp.plot_distance_heatmap(np.array([[0, 1], [1, 0.0]]), labels=["a", "b"]), tmp_path / "h.png")
+
+
+def test_float32_backends_are_mapped_back_to_exact_distances():
+    from topo_mi.topology import _backends as bk
+    from topo_mi.topology._metrics import euclidean_distances
+
+    X = np.random.default_rng(3).normal(size=(60, 3))
+    D = euclidean_distances(X)
+    exact = bk.canonical_diagrams(bk.run_backend("gudhi", D, n=60, max_dim=1, threshold=np.inf, coeff=2), 1)
+    raw = bk.canonical_diagrams(bk.run_backend("ripser", D, n=60, max_dim=1, threshold=np.inf, coeff=2), 1)
+    assert 0 < T.bottleneck(exact, raw).max() <= 1e-5  # float32 rounding
+    snapped = bk.canonical_diagrams(bk.snap_to_distances(raw, D), 1)
+    for a, b in zip(exact, snapped):
+        np.testing.assert_array_equal(a, b)

@@ -25,25 +25,30 @@ from topo_mi.errors import DependencyError, InvalidParameterError
 BACKENDS = ("auto", "gudhi", "ripser", "giotto-ph", "mst")
 
 # --- the ``auto`` rule ----------------------------------------------------------------------
-# Measured with benchmarks/bench_topology.py (and a sweep over n in {200, 500, 1000, 2000},
-# max_dim in {0, 1, 2}, noisy circles/Gaussians in R^64 and spheres in R^3) on the 2-core
-# development machine (other jobs running; best of 3). Seconds, same distance matrix given to
-# every backend; giotto-ph with all cores:
+# Measured with ``benchmarks/bench_topology.py --sweep`` on the 2-core development machine
+# (shared, load ~1-3; one run each, backends interleaved; seconds through persistence(), same
+# distance matrix for every backend; giotto-ph 0.2.4 with both cores):
 #
-#   case                     gudhi    ripser   giotto-ph   mst (H0 only)
-#   circle R^64 n=500  H0    0.079    0.078    0.028       0.004
-#   circle R^64 n=2000 H0    0.83     2.1      0.64        0.05
-#   circle R^64 n=200  H1    0.15     0.21     0.11        -
-#   circle R^64 n=500  H1    2.0      3.2      1.7         -
-#   circle R^64 n=1000 H1    20.5     29.1     25.1        -
-#   circle R^64 n=200  H2    0.10     2.1      0.38        -
-#   circle R^64 n=500  H2    1.0      42       10.4        -
+#   data          n     H      mst     gudhi   ripser  giotto-ph
+#   circle R^64   200   0-0    0.002   0.004   0.008   0.005
+#   circle R^64   1000  0-0    0.036   0.105   0.339   0.160
+#   sphere R^3    1000  0-0    0.025   0.119   0.362   0.138
+#   circle R^64   200   0-1    -       0.096   0.177   0.083
+#   circle R^64   500   0-1    -       1.330   2.251   1.324
+#   circle R^64   1000  0-1    -       15.02   26.75   19.96
+#   gauss R^64    500   0-1    -       0.151   0.369   0.108
+#   gauss R^64    1000  0-1    -       0.741   1.457   1.038
+#   sphere R^3    1000  0-1    -       0.847   1.529   0.739
+#   circle R^64   200   0-2    -       0.093   1.558   0.304
+#   gauss R^64    200   0-2    -       0.157   1.071   0.536
+#   sphere R^3    200   0-2    -       1.138   4.223   2.868
+#   (and the issue's cases: 500 points of S^2, H0-H2: gudhi 88 s, giotto-ph 123 s, ripser 154 s)
 #
-# (the table in the README, from the benchmark itself, has the final numbers).
 # Rule: max_dim == 0 -> "mst" (H0 of a Rips filtration is single linkage: an exact O(n^2)
-# minimum spanning tree, 10-20x faster than any Rips backend); otherwise -> "gudhi" (its Ripser
-# fork with edge collapse: never slower than ripser, on par with giotto-ph for H1 and 4-40x
-# faster for H2; giotto-ph is optional and AGPL, so it is used only when asked for).
+# minimum spanning tree, 3-14x faster than any Rips backend from 500 points on); otherwise
+# "gudhi" (its Ripser fork: always faster than ripser, 3-10x faster than giotto-ph for H2 thanks
+# to edge collapse, and for H1 within +-30 % of giotto-ph either way, with no consistent winner;
+# giotto-ph is optional and AGPL, so it runs only when asked for).
 
 
 def choose_backend(n: int, max_dim: int, sparse: bool) -> str:
@@ -90,7 +95,9 @@ def _run_gudhi(D, *, n, max_dim, threshold, coeff):
 
     Calls the compiled core that ``gudhi.sklearn.RipsPersistence`` wraps, which spares importing
     scikit-learn (seconds); falls back to that class when the core's layout changes or the
-    simplices would not fit its 128-bit encoding.
+    simplices would not fit its 128-bit encoding. ``D`` must be exactly symmetric: the full-matrix
+    reader uses both triangles, and a 1-ulp asymmetry (``1 - np.corrcoef``) changed an H1 diagram
+    by 0.058 in bottleneck distance on 40 points (every matrix here is symmetrised first).
     """
     try:
         from gudhi._ripser_ext import _full, _sparse
