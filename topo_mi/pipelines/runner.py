@@ -52,6 +52,7 @@ reduce = "last"
 max_dim = 1
 metric = "knn_geodesic"
 k = 14
+threshold = 3      # hops: the Betti numbers are read at 2 hops; a finite threshold keeps the complex small
 class_label = 0
 
 [analyses.geometry]
