@@ -15,6 +15,9 @@
 Prints seconds, ratios (topo_mi / reference) and the agreement of the numbers.
 
     python benchmarks/bench_geometry.py [--quick] [--repeat N] [--skip-profile] [--skip-twonn]
+
+scikit-dimension (``pip install scikit-dimension``; it needs nothing beyond topo_mi's own
+dependencies) is compared when importable and skipped otherwise.
 """
 from __future__ import annotations
 
@@ -204,7 +207,7 @@ def main(argv=None):
     if not args.skip_twonn:
         print(f"\n## TwoNN on {tn} x {tdim} (10-dimensional latent)")
         t_ours, res, rows, t_boot, boot = twonn_case(tn, tdim, args.repeat)
-        print(f"topo_mi intrinsic_dimension: {t_ours:8.1f} s   ID {res.value:.4f}")
+        print(f"topo_mi intrinsic_dimension: {t_ours:8.1f} s   ID {res.value:.4f}", flush=True)
         for name, t, val in rows:
             if math.isnan(t):
                 print(name)
