@@ -13,7 +13,9 @@ def main() -> None:
     import numpy as np
 
     try:
-        import umap
+        from topo_mi.geometry._embed import import_umap
+
+        umap = import_umap()  # turns on numba's disk cache for umap-learn's kernels
     except ImportError:  # pragma: no cover
         print("umap-learn is not installed; nothing to warm")
         return
