@@ -56,41 +56,9 @@ class _Residual(nn.Module):
         return self.out(h)
 
 
-class _TinyAttentionOnly(nn.Module):
-    """Stand-in for topo_mi.models.AttentionOnlyTransformer (same parameters and forward)."""
-
-    def __init__(self, d_vocab=64, d_model=32, n_ctx=4, d_head=32, n_heads=1, seed=0):
-        super().__init__()
-        g = torch.Generator().manual_seed(seed)
-        std = 0.8 / np.sqrt(d_model)
-
-        def p(*shape):
-            return nn.Parameter(torch.randn(*shape, generator=g) * std)
-
-        self.d_vocab, self.n_ctx, self.d_head = d_vocab, n_ctx, d_head
-        self.W_E, self.W_pos = p(d_vocab, d_model), p(n_ctx, d_model)
-        self.W_Q, self.W_K = p(n_heads, d_model, d_head), p(n_heads, d_model, d_head)
-        self.W_V = p(n_heads, d_model, d_head)
-        self.W_O, self.W_U = p(n_heads, d_head, d_model), p(d_model, d_vocab)
-
-    def forward(self, tokens):
-        T = tokens.shape[1]
-        resid = self.W_E[tokens] + self.W_pos[:T]
-        q = torch.einsum("btd,hde->bhte", resid, self.W_Q)
-        k = torch.einsum("btd,hde->bhte", resid, self.W_K)
-        v = torch.einsum("btd,hde->bhte", resid, self.W_V)
-        scores = torch.einsum("bhpe,bhse->bhps", q, k) / np.sqrt(self.d_head)
-        mask = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
-        pattern = torch.softmax(scores.masked_fill(mask, float("-inf")), dim=-1)
-        z = torch.einsum("bhps,bhse->bhpe", pattern, v)
-        return (resid + torch.einsum("bhpe,hed->bpd", z, self.W_O)) @ self.W_U
-
-
 def _attention_only(**kw):
-    try:
-        from topo_mi.models import AttentionOnlyTransformer
-    except ImportError:  # the models package is optional here: use the stand-in
-        return _TinyAttentionOnly(**kw)
+    from topo_mi.models import AttentionOnlyTransformer
+
     return AttentionOnlyTransformer(**kw)
 
 
