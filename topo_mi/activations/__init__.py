@@ -4,7 +4,8 @@
 - :class:`Activations` — the layer -> (n_samples, n_features) container, with labels, ids, meta
 - ``Activations.from_mapping`` — adapters for TransformerLens caches and HuggingFace outputs
 """
-from topo_mi.activations._collect import collect, model_fingerprint, resolve_layers
+from topo_mi.activations._collect import collect, model_fingerprint
+from topo_mi.activations._hooks import resolve_layers
 from topo_mi.activations._container import Activations
 
 __all__ = ["collect", "Activations", "resolve_layers", "model_fingerprint"]

@@ -1,94 +1,19 @@
 """Collect activations from any ``torch.nn.Module`` with forward hooks."""
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import re
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from topo_mi._validation import check_int, closest_names, fail
+from topo_mi._validation import check_int, fail
 from topo_mi.activations._container import Activations
+from topo_mi.activations._hooks import _eval_mode, _recording, resolve_layers
 from topo_mi.activations._reduce import (check_reduce, describe_reduce, describe_select, first_tensor,
                                           reduce_output)
-from topo_mi.errors import InvalidParameterError, NonFiniteError, UnknownNameError
+from topo_mi.errors import InvalidParameterError, NonFiniteError
 
 LayerSpec = "str | Sequence[str] | Callable[[str, Module], bool]"
-
-
-# ---------------------------------------------------------------------------------------------
-# layer resolution
-# ---------------------------------------------------------------------------------------------
-def _glob_to_regex(pattern: str) -> re.Pattern:
-    """``*`` matches one dotted component, ``**`` any number of them, ``?`` one character."""
-    out = []
-    i = 0
-    while i < len(pattern):
-        c = pattern[i]
-        if pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-            continue
-        if c == "*":
-            out.append(r"[^.]*")
-        elif c == "?":
-            out.append(r"[^.]")
-        elif c == "[":
-            j = pattern.find("]", i)
-            if j == -1:
-                out.append(re.escape(c))
-            else:
-                out.append(pattern[i:j + 1])  # a character class, copied as is
-                i = j + 1
-                continue
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return re.compile("^" + "".join(out) + "$")
-
-
-def resolve_layers(model, layers: Any) -> list[tuple[str, Any]]:
-    """Resolve names, glob patterns or a predicate to ``[(name, module), ...]``.
-
-    Explicit names keep the given order; each pattern expands in the model's module order.
-    """
-    modules = dict(model.named_modules())
-    modules.pop("", None)
-    if layers is None:
-        fail("layers", "module names, glob patterns or a predicate (see model.named_modules())", None)
-    if callable(layers) and not isinstance(layers, str):
-        chosen = [n for n, m in modules.items() if layers(n, m)]
-        if not chosen:
-            raise UnknownNameError("layers: the predicate selected no module of the model")
-        return [(n, modules[n]) for n in chosen]
-    if isinstance(layers, str):
-        layers = [layers]
-    layers = list(layers)
-    if not layers:
-        fail("layers", "at least one layer name or pattern", layers)
-    out: list[str] = []
-    for spec in layers:
-        if not isinstance(spec, str):
-            fail("layers", "strings (module names or glob patterns)", spec)
-        if any(ch in spec for ch in "*?["):
-            rx = _glob_to_regex(spec)
-            matched = [n for n in modules if rx.match(n)]
-            if not matched:
-                close = closest_names(spec.replace("*", ""), modules)
-                raise UnknownNameError(f"layers: pattern {spec!r} matches no module"
-                                       + (f"; closest valid names: {', '.join(map(repr, close))}" if close else ""))
-            out.extend(matched)
-        elif spec in modules:
-            out.append(spec)
-        else:
-            close = closest_names(spec, modules)
-            shown = close or list(modules)[:10]
-            raise UnknownNameError(f"layers: unknown layer {spec!r}; closest valid names: "
-                                   f"{', '.join(map(repr, shown))}")
-    seen: set[str] = set()
-    uniq = [n for n in out if not (n in seen or seen.add(n))]
-    return [(n, modules[n]) for n in uniq]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,44 +118,6 @@ def model_fingerprint(model) -> str:
         if t.numel():
             h.update(t.view(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:32]
-
-
-# ---------------------------------------------------------------------------------------------
-# hooks
-# ---------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _recording(named_modules: list[tuple[str, Any]], record: Callable[[str, Any], None]):
-    """Register one forward hook per module; always removed, even when the forward raises."""
-    handles = []
-    try:
-        for name, module in named_modules:
-            handles.append(module.register_forward_hook(_Hook(name, record)))
-        yield
-    finally:
-        for h in handles:
-            h.remove()
-
-
-class _Hook:
-    __slots__ = ("name", "record")
-
-    def __init__(self, name, record):
-        self.name, self.record = name, record
-
-    def __call__(self, module, args, output):
-        self.record(self.name, output)
-
-
-@contextlib.contextmanager
-def _eval_mode(model):
-    """Eval mode during collection; every submodule's own training flag is restored after."""
-    flags = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for m, flag in flags:
-            m.training = flag
 
 
 def _model_dtype(model):
