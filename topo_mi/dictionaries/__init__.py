@@ -11,6 +11,7 @@
 
 This subpackage imports torch; ``import topo_mi`` does not import it.
 """
+from topo_mi.dictionaries._examples import TopExamples, top_examples
 from topo_mi.dictionaries._losses import (auxk_loss, decoder_norms, jumprelu, l0_penalty, l1_penalty,
                                           reconstruction_loss)
 from topo_mi.dictionaries._metrics import (CONVENTIONS, DictionaryMetrics, evaluate, explained_variance,
@@ -23,4 +24,4 @@ from topo_mi.dictionaries._train import train_crosscoder, train_sae, train_trans
 __all__ = ["SparseDictionary", "KINDS", "make_config", "geometric_median", "train_sae", "train_transcoder",
            "train_crosscoder", "evaluate", "explained_variance", "DictionaryMetrics", "CONVENTIONS", "mmcs",
            "matched_mcs", "toy_features", "reconstruction_loss", "decoder_norms", "l1_penalty", "auxk_loss",
-           "jumprelu", "l0_penalty", "splice", "loss_recovered", "LossRecovered", "next_token_ce"]
+           "jumprelu", "l0_penalty", "splice", "loss_recovered", "LossRecovered", "next_token_ce", "top_examples", "TopExamples"]

@@ -124,7 +124,19 @@ def _logits(out):
     return getattr(out, "logits", None)
 
 
-def loss_recovered(model, dictionary, inputs, *, layer: str, loss: Callable | None = None,
+def _output_tensor(out):
+    import torch
+
+    t = _logits(out)
+    if t is None:
+        t = getattr(out, "last_hidden_state", None)
+    if not isinstance(t, torch.Tensor):
+        fail("loss", "a model output that is a tensor, a tuple of tensors, or has logits/last_hidden_state "
+             "(else pass loss=callable)", type(out).__name__, raw=True)
+    return t.double()
+
+
+def loss_recovered(model, dictionary, inputs, *, layer: str, loss="auto",
                    baseline: str = "zero", mean=None, batch_size: int = 32, kl: bool | None = None) -> LossRecovered:
     """CE (or any loss) recovered by splicing a reconstruction into ``layer``.
 
@@ -135,10 +147,13 @@ def loss_recovered(model, dictionary, inputs, *, layer: str, loss: Callable | No
         What replaces the layer output (see :func:`splice`).
     inputs : tensor (n, ...) or dict of tensors
         Model inputs, run in batches of ``batch_size``.
-    loss : callable(output, batch) -> scalar tensor, optional
-        Mean loss of a batch; default :func:`next_token_ce` (language models with logits). For other
-        models pass their own loss (e.g. the cross-entropy against labels, or the distance to the
-        clean output).
+    loss : 'auto', 'next_token_ce', 'output_mse' or callable(output, batch) -> scalar tensor
+        Mean loss of a batch. ``next_token_ce``: language models with logits (:func:`next_token_ce`);
+        ``output_mse``: the mean over output positions of the squared distance of the output
+        (logits, a tensor or ``last_hidden_state``) to the clean output of the same batch (clean loss
+        0) — for models without a loss of their own, e.g. sentence encoders; 'auto' picks
+        ``next_token_ce`` when the inputs are token ids and the output logits of a matching length,
+        else ``output_mse``.
     baseline : {'zero', 'mean'}
         Zero-ablation, or replacement by the per-feature mean of the layer's clean output over
         ``inputs`` (or by ``mean``, shape (d,)).
@@ -155,7 +170,11 @@ def loss_recovered(model, dictionary, inputs, *, layer: str, loss: Callable | No
 
     check_choice("baseline", baseline, ("zero", "mean"))
     batch_size = check_int("batch_size", batch_size, min_value=1)
-    loss = loss or next_token_ce
+    loss = "auto" if loss is None else loss
+    if isinstance(loss, str):
+        check_choice("loss", loss, ("auto", "next_token_ce", "output_mse"))
+    elif not callable(loss):
+        fail("loss", "'auto', 'next_token_ce', 'output_mse' or a callable(output, batch)", loss)
     fn = _reconstruction_fn(dictionary)
     mods = resolve_layers(model, [layer])
     n = _size(inputs)
@@ -191,12 +210,24 @@ def loss_recovered(model, dictionary, inputs, *, layer: str, loss: Callable | No
         for b in batches:
             w = _size(b)
             clean = _call(model, b)
-            totals["clean"] += float(loss(clean, b)) * w
+            lf = loss
+            if loss == "auto":
+                lg = _logits(clean)
+                toks = b.get("input_ids") if isinstance(b, dict) else b
+                lm = (lg is not None and isinstance(toks, torch.Tensor) and not toks.is_floating_point()
+                      and lg.ndim == 3 and tuple(lg.shape[:2]) == tuple(toks.shape))
+                lf = "next_token_ce" if lm else "output_mse"
+            if lf == "next_token_ce":
+                lf = next_token_ce
+            elif lf == "output_mse":
+                ref = _output_tensor(clean)
+                lf = (lambda out, _b, ref=ref: (_output_tensor(out) - ref).pow(2).sum(-1).mean())
+            totals["clean"] += float(lf(clean, b)) * w
             with _recording(mods, _replacing(fn)):
                 spliced = _call(model, b)
-            totals["spliced"] += float(loss(spliced, b)) * w
+            totals["spliced"] += float(lf(spliced, b)) * w
             with _recording(mods, _replacing(ablate)):
-                totals["ablated"] += float(loss(_call(model, b), b)) * w
+                totals["ablated"] += float(lf(_call(model, b), b)) * w
             lc, ls = _logits(clean), _logits(spliced)
             if (kl is None and lc is not None) or kl:
                 if lc is None:

@@ -34,8 +34,28 @@ def _open(obj):
     return obj
 
 
+class RowView:
+    """Rows ``rows`` of a 2-D array (or memory-mapped store layer), indexable like an array.
+
+    Only the rows asked for are read, so a training subset of a large store stays on disk.
+    """
+
+    def __init__(self, arr, rows):
+        self.arr, self.rows = arr, np.asarray(rows)
+        self.shape = (len(self.rows), int(arr.shape[1]))
+        self.ndim, self.dtype = 2, np.dtype(np.float32)
+
+    def __getitem__(self, idx):
+        return np.asarray(self.arr[self.rows[idx]])
+
+    def __len__(self):
+        return self.shape[0]
+
+
 def _layer_array(data, layer, name: str) -> np.ndarray:
     data = _open(data)
+    if isinstance(data, RowView):
+        return data
     if _is_acts(data) or isinstance(data, Mapping):
         if layer is None:
             keys = list(data)

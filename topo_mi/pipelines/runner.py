@@ -108,6 +108,7 @@ def _analysis_function(kind: str):
         "circuits": lambda: pipelines.circuit_graph,
         "compare": lambda: pipelines.compare,
         "lyapunov_gain": lambda: _lyapunov_gain_fn(),
+        "dictionary": lambda: pipelines.dictionary_profile,
     }[kind]()
 
 
@@ -126,6 +127,7 @@ _SUPPLIED = {  # arguments the runner fills in itself
     "circuits": {"model", "data", "seed", "executor", "progress"},
     "compare": {"acts_a", "acts_b", "seed", "executor", "progress"},
     "lyapunov_gain": {"seed", "executor", "progress"},
+    "dictionary": {"acts", "seed", "progress", "model", "inputs", "tokens", "token_index", "tokenizer"},
 }
 
 
@@ -451,6 +453,9 @@ def _run_analysis(kind, params, *, spec, models, acts_list, inputs, dataset, see
         return fn(model, inputs, **base, **params)
     if kind == "lyapunov_gain":
         return fn(**base, **params)
+    if kind == "dictionary":
+        model, extra = models[0][1], models[0][2]
+        return fn(acts_list[0], **base, model=model, inputs=inputs, **opt(tokenizer=extra), **params)
     raise InvalidParameterError(f"analyses: unknown analysis {kind!r}")  # pragma: no cover
 
 

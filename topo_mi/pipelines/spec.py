@@ -38,7 +38,7 @@ try:  # Python >= 3.11
 except ImportError:  # pragma: no cover
     import tomli as tomllib
 
-ANALYSES = ("topology", "geometry", "dynamics", "circuits", "compare", "lyapunov_gain")
+ANALYSES = ("topology", "geometry", "dynamics", "circuits", "compare", "lyapunov_gain", "dictionary")
 
 # key -> (types, required, default, check) ; check(value) -> error text or None
 _num = (int, float)
@@ -192,7 +192,7 @@ def validate_spec(doc: dict, *, base_dir: Path | None = None) -> dict:
     analyses = out.get("analyses") or {}
     if not analyses:
         problems.append(("analyses", f"expected at least one analysis table among {', '.join(ANALYSES)}"))
-    needs_acts = {"topology", "geometry", "compare"} & set(analyses)
+    needs_acts = {"topology", "geometry", "compare", "dictionary"} & set(analyses)
     needs_model = {"dynamics", "circuits"} & set(analyses)
     if (needs_acts or needs_model) and "model" not in out:
         problems.append(("model", f"required by analyses {', '.join(sorted(needs_acts | needs_model))}"))
