@@ -84,6 +84,8 @@ def check_float(name: str, value: Any, *, min_value: float | None = None, max_va
 
 def check_random_state(seed: Any) -> np.random.Generator:
     """Turn ``None``/int/Generator into a ``numpy.random.Generator`` (no global state)."""
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed < 0:
+        fail("seed", "None, a non-negative int or a numpy Generator", seed)
     if seed is None or isinstance(seed, (numbers.Integral, np.random.SeedSequence)) and not isinstance(seed, bool):
         return np.random.default_rng(seed)
     if isinstance(seed, np.random.Generator):
@@ -91,6 +93,11 @@ def check_random_state(seed: Any) -> np.random.Generator:
     if isinstance(seed, np.random.RandomState):
         return np.random.default_rng(seed.randint(0, 2**31 - 1))
     fail("seed", "None, an int or a numpy Generator", seed)
+
+
+def check_seed(seed: Any, name: str = "seed") -> int:
+    """A seed for torch generators: a non-negative integer."""
+    return check_int(name, seed, min_value=0)
 
 
 def as_array(X: Any, name: str = "X"):
@@ -165,5 +172,5 @@ def check_distance_matrix(D: Any, name: str = "X", *, atol: float = 1e-8) -> np.
 
 __all__ = [
     "fail", "closest_names", "check_choice", "unknown_name", "check_int", "check_float",
-    "check_random_state", "as_array", "check_finite", "check_point_cloud", "check_distance_matrix",
+    "check_random_state", "check_seed", "as_array", "check_finite", "check_point_cloud", "check_distance_matrix",
 ]

@@ -35,6 +35,9 @@ def seeded(seed: int) -> Iterator[None]:
     Module constructors (``nn.Linear`` and friends) draw from the global RNG; forking it keeps the
     caller's random stream untouched while making the initialisation a function of ``seed`` only.
     """
+    from topo_mi._validation import check_seed
+
+    seed = check_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
@@ -67,8 +70,10 @@ def check_threads(value: Any) -> int | None:
 
 
 def generator(seed: int) -> torch.Generator:
+    from topo_mi._validation import check_seed
+
     g = torch.Generator(device="cpu")
-    g.manual_seed(int(seed))
+    g.manual_seed(check_seed(seed))
     return g
 
 

@@ -43,6 +43,11 @@ def _clean(d: np.ndarray, name: str) -> np.ndarray:
         fail(name, "diagrams without NaN", "NaN entries", raw=True)
     if np.isinf(d[:, 0]).any():
         fail(name, "finite births", "an infinite birth", raw=True)
+    below = d[:, 1] < d[:, 0]
+    if below.any():
+        i = int(np.flatnonzero(below)[0])
+        fail(name, "points with death >= birth", f"{int(below.sum())} point(s) with death < birth, the first "
+             f"(birth {d[i, 0]:g}, death {d[i, 1]:g}) at row {i}", raw=True)
     return d[d[:, 1] > d[:, 0]]  # points on the diagonal are at distance 0 from it
 
 
