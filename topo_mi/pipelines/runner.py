@@ -497,6 +497,7 @@ def _replace_folder(new: Path, out: Path) -> None:
     except BaseException:
         if old is not None and not out.exists():
             old.rename(out)
+        shutil.rmtree(new, ignore_errors=True)
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from topo_mi._validation import check_choice, check_float, check_int, fail
-from topo_mi.topology._vectorize import as_diagram_list, is_pair_list
+from topo_mi.topology._vectorize import as_diagram_list, diagram_array, is_pair_list
 
 _EXACT_WASSERSTEIN_MAX = 1500  # points (both diagrams) up to which the assignment is solved exactly
 
@@ -30,12 +30,7 @@ def _is_single(x) -> bool:
 
 
 def _as_single(x, name):
-    d = np.asarray(x, dtype=np.float64)
-    if d.size == 0:
-        d = d.reshape(0, 2)
-    if d.ndim != 2 or d.shape[1] != 2:
-        fail(name, "a diagram of shape (n, 2)", d)
-    return d
+    return diagram_array(x, name)
 
 
 def _clean(d: np.ndarray, name: str) -> np.ndarray:
