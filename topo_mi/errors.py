@@ -44,6 +44,10 @@ class DivergenceError(TopoMIError, FloatingPointError):
     """A trajectory or an iteration produced non-finite values (the message gives the step)."""
 
 
+class WorkerError(TopoMIError, RuntimeError):
+    """A worker process of an executor died (killed, out of memory) and its task could not be rerun."""
+
+
 class SpecError(InvalidParameterError):
     """A pipeline spec is invalid; ``.problems`` lists every (key path, message)."""
 
@@ -56,4 +60,5 @@ class SpecError(InvalidParameterError):
 __all__ = [
     "TopoMIError", "InvalidParameterError", "NonFiniteError", "UnknownNameError",
     "ResourceError", "StoreMismatchError", "DependencyError", "DivergenceError", "SpecError",
+    "WorkerError",
 ]
