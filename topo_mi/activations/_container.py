@@ -171,6 +171,38 @@ class Activations(Mapping):
                   "dropped_from_second": int(other._n - len(ib))}
         return self.take(ia), other.take(ib), report
 
+    # -- streaming -----------------------------------------------------------------------------
+    def iter_batches(self, batch_size: int, *, layers=None, shuffle: bool = True, seed=0, buffer: int = 65536,
+                     drop_last: bool = False, return_index: bool = False):
+        """Mini-batches of rows, shuffled in bounded memory (what dictionary/SAE training reads).
+
+        Yields ``{layer: float32 array (b, d)}`` (or ``(row_positions, {layer: ...})`` with
+        ``return_index=True``; positions index this object's rows, ``sample_ids[pos]`` gives ids).
+        Every row appears exactly once per epoch and the order depends only on ``seed``: pass
+        ``seed=epoch`` for a new order each epoch.
+
+        Parameters
+        ----------
+        batch_size : int
+        layers : str or list of str, optional
+            Default: every layer (the same rows of each).
+        shuffle : bool, default True
+            False: rows in stored order.
+        seed : int, default 0
+        buffer : int, default 65536
+            Rows held at a time. The rows are cut into ``buffer // 16``-row blocks whose order is
+            permuted; each window of ``buffer`` rows (16 blocks, each one sequential read from a
+            memory-mapped store) is permuted before batching. ``buffer >= n_samples`` gives a
+            uniform random permutation of all rows. Memory: one window of every requested layer
+            plus one batch, never the whole store.
+        drop_last : bool, default False
+            Drop the final batch when it has fewer than ``batch_size`` rows.
+        """
+        from topo_mi.activations._stream import iter_batches
+
+        return iter_batches(self, batch_size, layers=layers, shuffle=shuffle, seed=seed, buffer=buffer,
+                            drop_last=drop_last, return_index=return_index)
+
     # -- persistence ---------------------------------------------------------------------------
     def save(self, path, *, overwrite: bool = False) -> Path:
         """Write an on-disk store (one ``.npy`` per layer + a JSON manifest), atomically per file."""
