@@ -36,6 +36,15 @@ class StoreMismatchError(TopoMIError, ValueError):
     """An on-disk activation store was written with different arguments."""
 
 
+class StoreCorruptedError(TopoMIError, ValueError):
+    """An on-disk activation store fails its checksums (the message names the file; ``damaged``
+    maps each damaged file to the damaged batch numbers, or None for the whole file)."""
+
+    def __init__(self, message: str, damaged: dict | None = None):
+        super().__init__(message)
+        self.damaged = dict(damaged or {})
+
+
 class DependencyError(TopoMIError, ImportError):
     """An optional dependency is missing (the message names the extra to install)."""
 
@@ -59,6 +68,6 @@ class SpecError(InvalidParameterError):
 
 __all__ = [
     "TopoMIError", "InvalidParameterError", "NonFiniteError", "UnknownNameError",
-    "ResourceError", "StoreMismatchError", "DependencyError", "DivergenceError", "SpecError",
-    "WorkerError",
+    "ResourceError", "StoreMismatchError", "StoreCorruptedError", "DependencyError", "DivergenceError",
+    "SpecError", "WorkerError",
 ]
