@@ -1,0 +1,252 @@
+"""topo_mi.causal: the intervention primitive, patching sweeps, concepts, ΔN, R_c and τ_c."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from topo_mi.causal import (Erase, Mean, Patch, Project, ProjectOut, Replace, Resample, Steer, Zero, cache_outputs,
+                            intervene)
+from topo_mi.errors import InvalidParameterError, NonFiniteError, UnknownNameError
+from topo_mi.models import MLP, AttentionOnlyTransformer
+
+
+@pytest.fixture(scope="module")
+def mlp():
+    torch.manual_seed(0)
+    return MLP(4, [8, 6], 3, seed=0)
+
+
+@pytest.fixture(scope="module")
+def attn():
+    return AttentionOnlyTransformer(d_vocab=10, d_model=8, n_ctx=4, d_head=4, n_heads=2, seed=0)
+
+
+def _x(n=12, d=4, seed=0):
+    return torch.randn(n, d, generator=torch.Generator().manual_seed(seed))
+
+
+def _tokens(n=10, seed=0):
+    return torch.randint(0, 10, (n, 4), generator=torch.Generator().manual_seed(seed))
+
+
+def _n_hooks(model):
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+# ---------------------------------------------------------------------------------------------
+# intervene: the must-show identities
+# ---------------------------------------------------------------------------------------------
+def test_self_patching_is_bit_identical(mlp, attn):
+    x = _x()
+    clean = mlp(x)
+    cache = cache_outputs(mlp, x, ["act1", "act2"])
+    with intervene(mlp, {"act1": Patch(cache["act1"]), "act2": Patch(cache)}):
+        out = mlp(x)
+    assert torch.equal(out, clean)
+    tok = _tokens()
+    clean_t = attn(tok)
+    cache_t = cache_outputs(attn, tok, ["hook_resid_pre", "hook_z", "hook_pattern"])
+    ops = {"hook_resid_pre": Patch(cache_t["hook_resid_pre"], positions=[1, 3]),
+           "hook_z": Patch(cache_t["hook_z"]), "hook_pattern": Patch(cache_t["hook_pattern"], units=[0, 2])}
+    with intervene(attn, ops):
+        assert torch.equal(attn(tok), clean_t)
+
+
+def test_full_cut_patch_reproduces_clean_exactly(mlp, attn):
+    x, xc = _x(seed=0), _x(seed=1)
+    clean = mlp(x)
+    cache = cache_outputs(mlp, x, "act1")
+    with intervene(mlp, {"act1": Patch(cache)}):
+        assert torch.equal(mlp(xc), clean)
+    # transformer: the residual stream at every position, one Patch per position, composed
+    tok, tokc = _tokens(seed=0), _tokens(seed=1)
+    clean_t = attn(tok)
+    src = cache_outputs(attn, tok, "hook_resid_pre")["hook_resid_pre"]
+    cut = [Patch(src, positions=[p]) for p in range(4)]
+    with intervene(attn, {"hook_resid_pre": cut}):
+        assert torch.equal(attn(tokc), clean_t)
+    with intervene(attn, {"hook_resid_pre": cut[:3]}):  # a partial cut is not enough
+        assert not torch.allclose(attn(tokc)[:, 3], clean_t[:, 3])
+
+
+def test_zero_equals_manual_zeroed_forward(mlp):
+    x = _x()
+    with intervene(mlp, {"act1": Zero()}):
+        out = mlp(x)
+    h = torch.zeros_like(mlp.act1(mlp.fc1(x)))
+    manual = mlp.out(mlp.act2(mlp.fc2(h)))
+    assert torch.equal(out, manual)
+    with intervene(mlp, {"act1": Zero(units=[0, 2])}):
+        out = mlp(x)
+    h = mlp.act1(mlp.fc1(x)).clone()
+    h[:, [0, 2]] = 0
+    assert torch.equal(out, mlp.out(mlp.act2(mlp.fc2(h))))
+
+
+def test_ops_match_their_formulas(mlp):
+    x = _x()
+    h1 = mlp.act1(mlp.fc1(x))
+
+    def rest(h):
+        return mlp.out(mlp.act2(mlp.fc2(h)))
+
+    v = torch.randn(8, generator=torch.Generator().manual_seed(3))
+    u = v / v.norm()
+    ref = torch.randn(20, 8, generator=torch.Generator().manual_seed(4))
+    V = torch.randn(2, 8, generator=torch.Generator().manual_seed(5))
+    Qm, _ = torch.linalg.qr(V.T)
+    cases = [
+        (Steer(v.numpy(), alpha=2.5), h1 + 2.5 * v),
+        (Project(v), h1 - (h1 @ u)[:, None] * u),
+        (Project(v, value=0.7), h1 + (0.7 - h1 @ u)[:, None] * u),
+        (ProjectOut(V), h1 - h1 @ Qm @ Qm.T),
+        (Mean(ref), ref.double().mean(0).float().expand_as(h1)),
+        (Replace(lambda t: t * 3), h1 * 3),
+        (Steer(v, 1.0) >> Replace(lambda t: -t), -(h1 + v)),
+        ([Steer(v, 1.0), Zero(units=[1])], torch.cat([(h1 + v)[:, :1], torch.zeros(12, 1), (h1 + v)[:, 2:]], 1)),
+    ]
+    for op, h in cases:
+        with intervene(mlp, {"act1": op}):
+            out = mlp(x)
+        torch.testing.assert_close(out, rest(h), rtol=1e-6, atol=1e-6, msg=repr(op))
+    # Resample draws reference rows: every edited row is one of them, and the same seed repeats
+    with intervene(mlp, {"act1": Resample(ref, seed=1)}):
+        a = mlp(x)
+    with intervene(mlp, {"act1": Resample(ref, seed=1)}):
+        b = mlp(x)
+    assert torch.equal(a, b)
+    outs = rest(ref)
+    assert all(any(torch.allclose(r, o) for o in outs) for r in a)
+
+
+def test_positions_and_units_leave_the_rest_bit_identical(attn):
+    tok = _tokens()
+    seen = {}
+
+    def grab(t):
+        seen["t"] = t.clone()
+        return t
+
+    with intervene(attn, {"hook_resid_post": Replace(grab)}):
+        attn(tok)
+    before = seen["t"]
+    with intervene(attn, {"hook_resid_post": [Zero(positions=[2], units=[0, 5]), Replace(grab)]}):
+        attn(tok)
+    after = seen["t"]
+    mask = torch.zeros_like(before, dtype=torch.bool)
+    mask[:, 2][:, [0, 5]] = True
+    assert torch.equal(after[~mask], before[~mask]) and (after[mask] == 0).all()
+
+
+def test_patch_aligns_by_sample_id(mlp):
+    x = _x(12)
+    cache = cache_outputs(mlp, x, "act1")["act1"]
+    ids = np.arange(100, 112)
+    perm = np.random.default_rng(0).permutation(12)
+    src = Patch(cache[perm], sample_ids=ids[perm])  # the source in another order
+    with intervene(mlp, {"act1": src}, sample_ids=ids):
+        assert torch.equal(mlp(_x(12, seed=5)), mlp(x))
+    with intervene(mlp, {"act1": src}) as iv:
+        iv.set_sample_ids(ids[:4])
+        assert torch.equal(mlp(_x(4, seed=7)), mlp(x[:4]))
+    with pytest.raises(InvalidParameterError, match="no rows for sample ids"):
+        with intervene(mlp, {"act1": src}, sample_ids=np.arange(12)):
+            mlp(x)
+
+
+def test_grad_and_eval_flags_restored(mlp):
+    mlp.train()
+    x = _x()
+    with intervene(mlp, {"act1": Steer(np.ones(8), 0.1)}, grad=True):
+        assert mlp.training is False
+        out = mlp(x)
+        assert out.requires_grad
+    assert mlp.training is True
+    with intervene(mlp, {"act1": Zero()}):
+        assert not mlp(x).requires_grad
+    mlp.eval()
+
+
+# ---------------------------------------------------------------------------------------------
+# intervene: bad input, nothing left hooked
+# ---------------------------------------------------------------------------------------------
+def test_bad_input_raises_and_leaves_no_hooks(mlp):
+    x = _x()
+    n0 = _n_hooks(mlp)
+    with pytest.raises(UnknownNameError, match="closest valid names: 'act1'"):
+        with intervene(mlp, {"actt1": Zero()}):
+            pass
+    with pytest.raises(InvalidParameterError, match=r"ops\['act1'\]: expected a topo_mi.causal op"):
+        with intervene(mlp, {"act1": "zero"}):
+            pass
+    with pytest.raises(InvalidParameterError, match="expected width 8"):
+        with intervene(mlp, {"act1": Steer(np.ones(5))}):
+            mlp(x)
+    with pytest.raises(NonFiniteError, match="Steer"):
+        Steer([1.0, float("nan")])
+    with pytest.raises(InvalidParameterError, match="Project"):
+        Project(np.zeros(8))
+    with pytest.raises(InvalidParameterError, match="Replace"):
+        with intervene(mlp, {"act1": Replace(lambda t: t[:, :3])}):
+            mlp(x)
+    with pytest.raises(InvalidParameterError, match="positions"):
+        with intervene(mlp, {"act1": Zero(positions=[0])}):
+            mlp(x)
+    with pytest.raises(InvalidParameterError, match="source has rows 0..3"):
+        with intervene(mlp, {"act1": Patch(torch.zeros(4, 8))}):
+            mlp(x)
+    with pytest.raises(RuntimeError, match="boom"):
+        with intervene(mlp, {"act1": Zero()}):
+            raise RuntimeError("boom")
+    assert _n_hooks(mlp) == n0
+    out = mlp(x)  # and the model is unchanged
+    assert torch.equal(out, mlp(x))
+
+
+class _Branchy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.unused = nn.Linear(3, 3), nn.Linear(3, 2), nn.Linear(3, 3)
+
+    def forward(self, x):
+        return self.b(self.a(x))
+
+
+def test_a_layer_the_forward_never_reaches_raises_after_the_forward():
+    net = _Branchy()
+    n0 = _n_hooks(net)
+    x = torch.randn(4, 3)
+    with pytest.raises(InvalidParameterError, match="'unused' did not run in the forward"):
+        with intervene(net, {"a": Zero(), "unused": Zero()}) as iv:
+            net(x)
+    assert iv.calls["a"] == 1  # the forward ran through 'a' before the check
+    assert _n_hooks(net) == n0
+
+
+class _TupleLayer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3, 3)
+
+    def forward(self, x):
+        return (self.lin(x), "extra")
+
+
+class _TupleNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layer = _TupleLayer()
+        self.head = nn.Linear(3, 1)
+
+    def forward(self, x):
+        h, tag = self.layer(x)
+        assert tag == "extra"
+        return self.head(h)
+
+
+def test_tuple_outputs_edit_their_first_tensor():
+    net = _TupleNet()
+    x = torch.randn(5, 3)
+    with intervene(net, {"layer": Zero()}):
+        out = net(x)
+    assert torch.equal(out, net.head(torch.zeros(5, 3)))
