@@ -293,3 +293,62 @@ def test_patch_sweep_bad_input(attn, mlp):
     with pytest.raises(UnknownNameError):
         patch_sweep(attn, tok, tok, layers="hook_resid")
     assert _n_hooks(attn) == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# concepts
+# ---------------------------------------------------------------------------------------------
+def _blobs(n=300, d=5, shift=2.0, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    X = rng.normal(size=(n, d))
+    X[:, 0] += shift * y
+    return X, y
+
+
+def test_concept_direction_methods_and_forms(mlp):
+    from topo_mi.activations import Activations
+    from topo_mi.causal import ConceptDirection, concept_direction
+
+    X, y = _blobs()
+    for method in ("mean_diff", "probe", "lda"):
+        cd = concept_direction(X, y, method=method, cv=5)
+        assert abs(cd.direction[0]) > 0.9, method  # the planted axis
+        assert cd.accuracy > 0.8 and cd.cv_accuracy > 0.75 and cd.norm > 0
+        np.testing.assert_allclose(np.linalg.norm(cd.direction), 1.0)
+    cd = concept_direction(X, y)
+    np.testing.assert_allclose(cd.raw, X[y == 1].mean(0) - X[y == 0].mean(0))
+    # labels of the Activations, a predicate on sample ids, positive= one-vs-rest
+    acts = Activations({"h": X}, labels=y, sample_ids=np.arange(1000, 1300))
+    np.testing.assert_allclose(concept_direction(acts).raw, cd.raw, atol=1e-6)  # stored as float32
+    pos = set((np.arange(1000, 1300)[y == 1]).tolist())
+    np.testing.assert_allclose(concept_direction(acts, lambda i: i in pos).raw, cd.raw, atol=1e-6)
+    np.testing.assert_allclose(concept_direction(X, y * 5 + 2, positive=7).raw, cd.raw)
+    # two sets of inputs through a model's layer
+    xa, xb = _x(40, seed=1) + 1.0, _x(40, seed=2)
+    cd2 = concept_direction("act1", (xa, xb), model=mlp, cv=4)
+    ha, hb = mlp.act1(mlp.fc1(xa)), mlp.act1(mlp.fc1(xb))
+    np.testing.assert_allclose(cd2.raw, (ha.mean(0) - hb.mean(0)).detach().numpy(), atol=1e-6)
+    assert isinstance(cd2, ConceptDirection) and cd2.n_positive == 40
+
+
+def test_concept_bad_input():
+    from topo_mi.causal import concept_direction, erase_concept
+
+    X, y = _blobs()
+    with pytest.raises(InvalidParameterError, match="concept: expected both classes"):
+        concept_direction(X, np.zeros(300, int))
+    with pytest.raises(InvalidParameterError, match="concept: expected a binary concept"):
+        concept_direction(X, np.arange(300) % 3)
+    with pytest.raises(InvalidParameterError, match="concept: expected 300 labels"):
+        concept_direction(X, y[:10])
+    with pytest.raises(NonFiniteError):
+        concept_direction(np.where(np.eye(300, 5) > 0, np.nan, X), y)
+    with pytest.raises(UnknownNameError):
+        concept_direction(X, y, method="pca")
+    with pytest.raises(InvalidParameterError, match="cv"):
+        concept_direction(X[:8], np.array([0, 1, 0, 0, 0, 0, 0, 0]), cv=5)
+    with pytest.raises(InvalidParameterError, match="model"):
+        concept_direction("act1", (X, X))
+    with pytest.raises(InvalidParameterError, match="identical"):
+        erase_concept(np.ones((10, 3)), np.arange(10) % 2)
