@@ -352,3 +352,75 @@ def test_concept_bad_input():
         concept_direction("act1", (X, X))
     with pytest.raises(InvalidParameterError, match="identical"):
         erase_concept(np.ones((10, 3)), np.arange(10) % 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# ΔN, R_c, τ_c
+# ---------------------------------------------------------------------------------------------
+def test_delta_n_matches_a_manual_computation(mlp, attn, tmp_path):
+    from topo_mi.causal import DeltaNResult, delta_n
+
+    x = _x(30)
+    res = delta_n(mlp, x, {"act1": Zero()}, batch_size=7)
+    h = torch.zeros(30, 8)
+    manual = mlp.out(mlp.act2(mlp.fc2(h)))
+    clean = mlp(x)
+    np.testing.assert_allclose(res.values, (clean - manual).norm(dim=1).detach().numpy(), rtol=1e-6)
+    changed = (clean.argmax(1) != manual.argmax(1)).numpy()
+    np.testing.assert_array_equal(res.changed, changed)
+    assert res.fraction_changed == pytest.approx(changed.mean())
+    # a chosen layer's output, the inf norm, probabilities
+    r2 = delta_n(mlp, x, {"act1": Zero()}, output="act2", norm="inf")
+    np.testing.assert_allclose(r2.values, (mlp.act2(mlp.fc2(mlp.act1(mlp.fc1(x)))) - mlp.act2(mlp.fc2(h))).abs()
+                               .max(1).values.detach().numpy(), rtol=1e-6)
+    assert r2.changed is None
+    r3 = delta_n(mlp, x, {"act1": Zero()}, output="probs", norm=1)
+    np.testing.assert_allclose(r3.values, (clean.softmax(1) - manual.softmax(1)).abs().sum(1).detach().numpy(),
+                               rtol=1e-5)
+    # self-patching: ΔN is exactly 0
+    cache = cache_outputs(attn, _tokens(), "hook_z")
+    assert (delta_n(attn, _tokens(), {"hook_z": Patch(cache)}).values == 0).all()
+    back = DeltaNResult.load(res.save(tmp_path / "dn"))
+    np.testing.assert_array_equal(back.values, res.values)
+    res.plot()
+    with pytest.raises(InvalidParameterError, match="norm"):
+        delta_n(mlp, x, {"act1": Zero()}, norm=3)
+
+
+def test_variance_ratio_against_the_formula():
+    from topo_mi.causal import variance_ratio
+
+    X, y = _blobs(400, 4, shift=3.0)
+    res = variance_ratio(X, y, n_boot=200)
+    p = np.array([np.mean(y == 0), np.mean(y == 1)])
+    mus = [X[y == c].mean(0) for c in (0, 1)]
+    trs = [np.trace(np.cov(X[y == c].T)) for c in (0, 1)]
+    B = sum(p[c] * ((mus[c] - X.mean(0)) ** 2).sum() for c in (0, 1)) - sum((1 - p[c]) * trs[c] for c in (0, 1)) / 400
+    W = sum(p[c] * trs[c] for c in (0, 1))
+    assert res.r_c == pytest.approx(B / (B + W), rel=1e-10)
+    assert res.ci_low <= res.r_c <= res.ci_high and 0.3 < res.r_c < 0.42  # truth 2.25 / (2.25 + 4) = 0.36
+    assert res.r_c_plugin == pytest.approx(sum(p[c] * ((mus[c] - X.mean(0)) ** 2).sum() for c in (0, 1))
+                                           / X.var(0).sum())
+    # three classes, and the seed fixes the interval
+    y3 = np.random.default_rng(99).integers(0, 3, 400)  # unrelated to X
+    a, b = variance_ratio(X, y3, n_boot=100, seed=3), variance_ratio(X, y3, n_boot=100, seed=3)
+    assert a.ci_low == b.ci_low and abs(a.r_c) < 0.02
+    with pytest.raises(InvalidParameterError, match="n_boot"):
+        variance_ratio(X, y, n_boot=1)
+
+
+def test_sensitivity_bad_input(mlp):
+    from topo_mi.causal import sensitivity
+
+    x = _x()
+    with pytest.raises(InvalidParameterError, match="direction: expected width 8"):
+        sensitivity(mlp, x, layer="act1", direction=np.ones(3))
+    with pytest.raises(NonFiniteError):
+        sensitivity(mlp, x, layer="act1", direction=np.full(8, np.nan))
+    with pytest.raises(InvalidParameterError, match="labels"):
+        sensitivity(mlp, x, layer="act1", direction=np.ones(8), target="loss")
+    with pytest.raises(InvalidParameterError, match="target"):
+        sensitivity(mlp, x, layer="act1", direction=np.ones(8), target=7)
+    loss = sensitivity(mlp, x, layer="act1", direction=np.ones(8), target="loss", labels=np.zeros(12, int))
+    assert loss.per_sample.shape == (12,)
+    assert _n_hooks(mlp) == 0

@@ -19,3 +19,27 @@ def plot_patch_sweep(result, ax=None, *, cmap: str = "RdBu_r"):
     ax.set_title("patching effect (1 = clean, 0 = corrupt)")
     ax.figure.colorbar(im, ax=ax)
     return ax
+
+
+def plot_delta_n(result, ax=None, *, bins: int = 40):
+    """Histogram of ΔN over the samples."""
+    ax = get_ax(ax)
+    ax.hist(np.asarray(result.values), bins=bins, color="C0", alpha=0.8)
+    title = f"ΔN ({result.output}, norm {result.norm})"
+    if result.fraction_changed is not None:
+        title += f"; {result.fraction_changed:.0%} predictions changed"
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("ΔN(x)")
+    ax.set_ylabel("samples")
+    return ax
+
+
+def plot_sensitivity(result, ax=None, *, bins: int = 40):
+    """Histogram of the per-sample directional derivatives, the sup τ_c marked."""
+    ax = get_ax(ax)
+    ax.hist(np.asarray(result.per_sample), bins=bins, color="C2", alpha=0.8)
+    ax.axvline(result.tau, color="k", ls="--", label=f"τ_c = {result.tau:.3g} (id {result.argmax_id})")
+    ax.set_xlabel(f"d/dλ {result.output} along v at {result.layer}")
+    ax.set_ylabel("samples")
+    ax.legend(fontsize=8)
+    return ax
