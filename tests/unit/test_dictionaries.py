@@ -176,10 +176,11 @@ def test_store_and_activations_inputs_match_arrays(toy, tmp_path):
     acts = Activations({"h": X, "g": X * 2})
     store = acts.save(tmp_path / "store")
     kw = dict(kind="relu", d_sae=24, n_steps=15, batch_size=128, seed=0, l1_coefficient=0.05)
-    a = train_sae(X, **kw)
-    b = train_sae(acts, layer="h", **kw)
-    c = train_sae(store, layer="h", **kw)
-    assert torch.equal(a.W_enc, b.W_enc) and torch.equal(a.W_enc, c.W_enc)
+    b = train_sae(acts, layer="h", **kw)  # streamed through Activations.iter_batches
+    c = train_sae(store, layer="h", **kw)  # the same from the memory-mapped store
+    assert torch.equal(b.W_enc, c.W_enc) and torch.equal(b.W_dec, c.W_dec)
+    a = train_sae(X, **kw)  # arrays: the package's own seeded batching
+    assert evaluate(a, X).mse == pytest.approx(evaluate(b, X).mse, rel=0.2)
     with pytest.raises(UnknownNameError, match="layer"):
         train_sae(store, layer="missing", **kw)
     with pytest.raises(InvalidParameterError, match="layer name"):
@@ -349,6 +350,20 @@ def test_resume_after_interruption_is_identical(toy, tmp_path):
         assert torch.equal(p, q), n
     for k_ in ("step", "mse", "l0", "dead_fraction"):
         np.testing.assert_array_equal(full.history[k_], resumed.history[k_])
+    # the same from a store streamed by iter_batches (resuming mid-epoch skips the batches seen)
+    store = Activations({"h": X}).save(tmp_path / "store")
+    kw2 = {**kw, "n_steps": 45}
+    full = train_sae(store, layer="h", **kw2)
+    with pytest.raises(_Stop):
+        train_sae(store, layer="h", checkpoint_dir=tmp_path / "ck2", checkpoint_every=10, callback=boom2, **kw2)
+    resumed = train_sae(store, layer="h", checkpoint_dir=tmp_path / "ck2", checkpoint_every=10, resume=True, **kw2)
+    for (n, p), q in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(p, q), n
+
+
+def boom2(step, model):
+    if step == 37:  # 32 batches of 256 per epoch: the checkpoint at 30 resumes inside epoch 0
+        raise _Stop
 
 
 def test_save_load_and_saelens_layout(toy, tmp_path):
@@ -402,6 +417,21 @@ def lm():
     return model, tokens
 
 
+def _resid_rows(model, tokens) -> np.ndarray:
+    """Every position's ``hook_resid_pre`` vector, one row per token."""
+    from topo_mi.activations._hooks import _recording, resolve_layers
+
+    rows = []
+    with torch.no_grad(), _recording(resolve_layers(model, ["hook_resid_pre"]),
+                                     lambda n, o: rows.append(o.reshape(-1, o.shape[-1]).clone())):
+        model(tokens)
+    return torch.cat(rows).numpy()
+
+
+def _copy_task_tokens(n, seed=1):
+    return torch.as_tensor(np.random.default_rng(seed).integers(0, 8, size=(n, 1))).repeat(1, 6)
+
+
 def test_loss_recovered_identities(lm):
     from topo_mi.dictionaries import loss_recovered, next_token_ce
 
@@ -415,13 +445,7 @@ def test_loss_recovered_identities(lm):
     zero = loss_recovered(model, torch.zeros_like, tokens, layer="hook_resid_pre", baseline="zero")
     assert zero.fraction_recovered == 0.0 and zero.kl > 0 and zero.loss_ablated > zero.loss_clean
     # the mean baseline really is the mean: splicing the mean in recovers exactly 0 against it
-    acts = []
-    from topo_mi.activations._hooks import _recording, resolve_layers
-
-    with torch.no_grad(), _recording(resolve_layers(model, ["hook_resid_pre"]),
-                                     lambda n, o: acts.append(o.reshape(-1, 8))):
-        model(tokens)
-    mu = torch.cat(acts).double().mean(0).float()
+    mu = torch.as_tensor(_resid_rows(model, tokens)).double().mean(0).float()
     mean = loss_recovered(model, lambda t: mu.expand_as(t).clone(), tokens, layer="hook_resid_pre", baseline="mean")
     assert mean.fraction_recovered == pytest.approx(0.0, abs=1e-6)
 
@@ -430,14 +454,7 @@ def test_sae_splice_recovers_most_of_the_loss(lm):
     from topo_mi.dictionaries import loss_recovered, splice
 
     model, tokens = lm
-    from topo_mi.activations._hooks import _recording, resolve_layers
-
-    big = torch.as_tensor(np.random.default_rng(1).integers(0, 8, size=(1024, 1))).repeat(1, 6)
-    acts = []
-    with torch.no_grad(), _recording(resolve_layers(model, ["hook_resid_pre"]),
-                                     lambda n, o: acts.append(o.reshape(-1, 8).clone())):
-        model(big)
-    A = torch.cat(acts).numpy()
+    A = _resid_rows(model, _copy_task_tokens(1024))
     sae = train_sae(A, kind="topk", d_sae=64, k=4, n_steps=200, batch_size=256, lr=3e-3, seed=0)
     r = loss_recovered(model, sae, tokens, layer="hook_resid_pre")
     assert r.loss_ablated > r.loss_clean + 1.0
@@ -485,3 +502,83 @@ def test_bad_input_messages(toy):
         evaluate(sae, X[:, :5])
     with pytest.raises(InvalidParameterError, match="at least two output sources"):
         sae.relative_decoder_norms()
+
+
+# ---------------------------------------------------------------------------------------------
+# examples, pipeline, spec
+# ---------------------------------------------------------------------------------------------
+def test_top_examples_by_brute_force_with_token_contexts(toy):
+    from topo_mi.dictionaries import top_examples
+
+    X = toy[0][:3000]
+    sae = train_sae(X, kind="topk", d_sae=32, k=3, n_steps=30, batch_size=256, seed=0)
+    token_index = np.stack([np.arange(3000) // 10, np.arange(3000) % 10], axis=1)
+    tokens = np.array([[f"t{s}_{p}" for p in range(10)] for s in range(300)])
+    ex = top_examples(sae, X, latents=[0, 5, 7], n=4, batch_size=700, tokens=tokens, token_index=token_index,
+                      context=2)
+    Z = sae.encode(X).detach().numpy()
+    for i, lat in enumerate([0, 5, 7]):
+        order = np.argsort(-Z[:, lat], kind="stable")[:4]
+        fired = Z[order, lat] > 0
+        np.testing.assert_allclose(ex.values[i][fired], Z[order, lat][fired], rtol=1e-6)
+        assert set(ex.rows[i][fired]) == set(order[fired])
+        r = ex.rows[i][0]
+        if r >= 0:
+            s, p = divmod(int(r), 10)
+            assert ex.contexts[i][0].endswith(f"[[t{s}_{p}]]")
+            assert ex.histograms[i].sum() == (Z[:, lat] > 0).sum()
+    assert ex.table(5)[0][1] == ex.rows[1][0]
+
+
+def test_dictionary_profile_pipeline_and_report(toy, lm, tmp_path):
+    import topo_mi.pipelines as P
+    from topo_mi._results import load_result
+
+    X = toy[0][:3000]
+    acts = Activations({"h": X})
+    prof = P.dictionary_profile(acts, layer="h", kind="topk", d_sae=32, k=3, n_steps=40, batch_size=256,
+                                lr=3e-3, seed=0)
+    assert prof.n_eval == round(0.1 * len(X)) and prof.n_train + prof.n_eval == len(X)
+    s = prof.summary()
+    assert s["l0"] <= 3 and 0 < s["ev_ratio_of_sums_centred"] < 1 and prof.loss is None
+    sec = prof.report_section()
+    assert set(sec) == {"headline", "table", "caption"} and sec["table"]["index"] == ["h"]
+    assert len(sec["table"]["rows"][0]) == len(sec["table"]["columns"])
+    back = load_result(prof.save(tmp_path / "prof"))
+    np.testing.assert_array_equal(back.dictionary().reconstruct(X[:20]), prof.dictionary().reconstruct(X[:20]))
+    assert back.metrics.l0 == prof.metrics.l0
+    ax = prof.plot()
+    assert ax.get_xlabel() == "log10 feature density"
+    # with a model: the loss recovered by splicing
+    model, tokens = lm
+    prof2 = P.dictionary_profile(Activations({"hook_resid_pre": _resid_rows(model, _copy_task_tokens(256))}),
+                                 kind="topk", d_sae=32,
+                                 k=4, n_steps=30, batch_size=256, lr=3e-3, model=model, inputs=tokens)
+    assert prof2.loss is not None and "loss recovered" in prof2.report_section()["table"]["columns"]
+
+
+def test_spec_accepts_the_dictionary_section():
+    from topo_mi.pipelines.runner import check_analysis_params
+    from topo_mi.pipelines.spec import load_spec
+    from topo_mi.errors import SpecError
+
+    text = """
+name = "t"
+[dataset]
+name = "sentences"
+[model]
+hf = "minilm"
+[activations]
+reduce = "tokens"
+[analyses.dictionary]
+layer = "encoder.layer.3"
+kind = "topk"
+k = 8
+"""
+    spec = load_spec(text)
+    check_analysis_params(spec)
+    bad = load_spec(text.replace("k = 8", "kk = 8"))
+    with pytest.raises(SpecError, match="analyses.dictionary.kk"):
+        check_analysis_params(bad)
+    with pytest.raises(SpecError, match="analyses.dictionary.model"):
+        check_analysis_params(load_spec(text.replace("k = 8", "model = 1")))

@@ -42,6 +42,14 @@ class TopExamples(Result):
                 for j, (v, r) in enumerate(zip(self.values[i], self.rows[i])) if r >= 0]
 
 
+def token_attr(data, name: str):
+    """``data.tokens`` / ``data.token_index`` when the activations carry them, else None."""
+    try:
+        return getattr(data, name, None)
+    except (ValueError, AttributeError):  # the property explains itself when absent; here it is optional
+        return None
+
+
 def _context(tokens, token_index, row: int, context: int, tokenizer) -> str:
     seq, pos = (int(v) for v in token_index[row])
     toks = list(tokens[seq])
@@ -82,8 +90,8 @@ def top_examples(dictionary, data, *, layer: str | None = None, latents=None, n:
     m = int(inputs[0].shape[0])
     ids = getattr(data, "sample_ids", None)
     ids = np.arange(m) if ids is None else np.asarray(ids)
-    tokens = tokens if tokens is not None else getattr(data, "tokens", None)
-    token_index = token_index if token_index is not None else getattr(data, "token_index", None)
+    tokens = tokens if tokens is not None else token_attr(data, "tokens")
+    token_index = token_index if token_index is not None else token_attr(data, "token_index")
     if token_index is not None:
         token_index = np.asarray(token_index)
         if token_index.shape != (m, 2):

@@ -33,35 +33,37 @@ def _reconstruction_fn(dictionary) -> Callable:
     fail("dictionary", "a SparseDictionary or a callable mapping the layer output to its replacement", dictionary)
 
 
-def _replacing(fn):
-    """The record function of the hook mechanism: replace the layer output (first element of a tuple)."""
+def _checked(fn):
+    """``fn`` with the shape of its output checked against the layer output it replaces."""
 
-    def record(name, output):
-        t = output[0] if isinstance(output, tuple) else output
+    def replace(t):
         new = fn(t)
         if tuple(new.shape) != tuple(t.shape):
             fail("reconstruction", f"a tensor of the layer's shape {tuple(t.shape)}", f"shape {tuple(new.shape)}",
                  raw=True)
-        return (new,) + tuple(output[1:]) if isinstance(output, tuple) else new
+        return new
 
-    return record
+    return replace
+
+
+def _intervening(model, layer, fn, *, grad=False):
+    from topo_mi.causal import Replace, intervene
+
+    return intervene(model, {layer: Replace(_checked(fn))}, grad=grad)
 
 
 @contextlib.contextmanager
-def splice(model, dictionary, *, layer: str):
+def splice(model, dictionary, *, layer: str, grad: bool = False):
     """Inside the block, ``layer``'s output is replaced by ``dictionary(output)`` on every forward.
 
     ``dictionary``: a SparseDictionary (applied to the last axis) or a callable tensor -> tensor of
-    the same shape. Uses the package's one hook mechanism (forward hooks removed on exit, even on
-    error). A transcoder spliced at the layer it predicts maps the *input* it was trained on: pass a
-    callable for that case.
+    the same shape. Built on :func:`topo_mi.causal.intervene` with a ``Replace`` op (eval mode, no
+    gradients unless ``grad=True``; hooks removed on exit, even on error). A transcoder spliced at
+    the layer it predicts maps the *input* it was trained on: pass a callable for that case.
     """
-    from topo_mi.activations._hooks import _recording, resolve_layers
-
     fn = _reconstruction_fn(dictionary)
-    mods = resolve_layers(model, [layer])
-    with _recording(mods, _replacing(fn)):
-        yield
+    with _intervening(model, layer, fn, grad=grad) as handle:
+        yield handle
 
 
 @result_dataclass
@@ -223,10 +225,10 @@ def loss_recovered(model, dictionary, inputs, *, layer: str, loss="auto",
                 ref = _output_tensor(clean)
                 lf = (lambda out, _b, ref=ref: (_output_tensor(out) - ref).pow(2).sum(-1).mean())
             totals["clean"] += float(lf(clean, b)) * w
-            with _recording(mods, _replacing(fn)):
+            with _intervening(model, layer, fn):
                 spliced = _call(model, b)
             totals["spliced"] += float(lf(spliced, b)) * w
-            with _recording(mods, _replacing(ablate)):
+            with _intervening(model, layer, ablate):
                 totals["ablated"] += float(lf(_call(model, b), b)) * w
             lc, ls = _logits(clean), _logits(spliced)
             if (kl is None and lc is not None) or kl:

@@ -80,14 +80,22 @@ def _layer_array(data, layer, name: str) -> np.ndarray:
 class _Source:
     """Rows of aligned input arrays (and target arrays), read one batch at a time.
 
+    From an ``Activations`` object (in memory or an on-disk store) the batches come from its
+    ``iter_batches`` (block-shuffled windows of bounded size, sequential reads): epoch ``e`` uses
+    seed ``[seed, e]`` and drops its last partial batch. Otherwise (arrays, tensors, row views):
+
     Batch ``t`` of a run with seed ``s`` holds the rows ``perm_e[j*b:(j+1)*b]`` where ``e, j =
     divmod(t, n // b)`` and ``perm_e = default_rng([s, e]).permutation(n)``: any step's batch is
     known without replaying the run (resume), and only one batch is in memory at a time (rows are
     read in sorted order, which memory-mapped stores serve without loading the rest).
     """
 
-    def __init__(self, inputs: list[np.ndarray], targets: list[np.ndarray] | None, batch_size: int, seed: int):
+    def __init__(self, inputs: list[np.ndarray], targets: list[np.ndarray] | None, batch_size: int, seed: int,
+                 acts=None, names=None):
         self.inputs, self.targets = inputs, targets
+        # an Activations object streams through its own bounded-memory shuffler (iter_batches)
+        self.acts, self.names = acts, names
+        self._it, self._next = None, None
         self.n = int(inputs[0].shape[0])
         for a in inputs + (targets or []):
             if a.shape[0] != self.n:
@@ -109,18 +117,42 @@ class _Source:
     def _stack(arrs, idx) -> np.ndarray:
         return np.stack([np.asarray(a[idx], dtype=np.float32) for a in arrs], axis=1)
 
+    def _stream(self, step: int):
+        """Batch ``step`` from ``Activations.iter_batches`` (epoch e: seed ``[seed, e]``, drop_last)."""
+        epoch, j = divmod(step, self.per_epoch)
+        if self._next != (epoch, j):
+            self._it = self.acts.iter_batches(self.batch_size, layers=list(dict.fromkeys(self.names)),
+                                              shuffle=True, seed=[self.seed, epoch], drop_last=True,
+                                              return_index=True)
+            for _ in range(j):  # resuming inside an epoch: skip the batches already seen
+                next(self._it)
+        idx, arrays = next(self._it)
+        self._next = (epoch, j + 1) if j + 1 < self.per_epoch else None  # next epoch: a new iterator
+        k = len(self.inputs)
+        x = np.stack([arrays[nm] for nm in self.names[:k]], axis=1)
+        y = np.stack([arrays[nm] for nm in self.names[k:]], axis=1) if self.targets is not None else None
+        return np.asarray(idx), x, y
+
     def batch(self, step, idx: np.ndarray | None = None):
         """Batch ``step`` (an int), or the rows ``idx`` of a named sample (``step`` then names it)."""
+        if idx is None and self.acts is not None:
+            idx, x, y = self._stream(step)
+            self._check(x, y, idx, f"batch {step}")
+            return x, y
         idx = self.rows(step) if idx is None else idx
         where = f"batch {step}" if isinstance(step, (int, np.integer)) else str(step)
         x = self._stack(self.inputs, idx)
         y = None if self.targets is None else self._stack(self.targets, idx)
+        self._check(x, y, idx, where)
+        return x, y
+
+    @staticmethod
+    def _check(x, y, idx, where):
         for what, arr in (("inputs", x), ("targets", y)):
             if arr is not None and not np.isfinite(arr).all():
                 bad = int((~np.isfinite(arr).reshape(len(arr), -1).all(axis=1)).sum())
                 raise NonFiniteError(f"data: expected finite activations, got {bad} non-finite rows in "
                                      f"{where} ({what}; sample positions {idx[:5].tolist()}...)")
-        return x, y
 
     def sample(self, n: int, seed) -> np.ndarray:
         rng = np.random.default_rng(seed)
@@ -159,7 +191,7 @@ def _memory_check(cfg: dict, batch_size: int) -> None:
 def _train(inputs, targets, *, kind, d_sae, k, coefficient, n_steps, batch_size, lr, seed, b_dec_init,
            aux_coefficient, k_aux, bandwidth, init_threshold, dead_after, resample_at, resample_samples,
            normalize_decoder, checkpoint_dir, checkpoint_every, resume, progress, log_every, callback, meta,
-           init=None):
+           init=None, stream=None):
     import torch
 
     from topo_mi.dictionaries import _losses as L
@@ -194,7 +226,7 @@ def _train(inputs, targets, *, kind, d_sae, k, coefficient, n_steps, batch_size,
                       normalize_decoder=normalize_decoder,
                       apply_b_dec_to_input=False if targets is not None else None)
     _memory_check(cfg, batch_size)
-    src = _Source(inputs, targets, batch_size, seed)
+    src = _Source(inputs, targets, batch_size, seed, *(stream or (None, None)))
     hyper = {"cfg": cfg, "batch_size": batch_size, "lr": lr, "seed": seed, "b_dec_init": b_dec_init,
              "coefficient": coefficient, "aux_coefficient": aux_coefficient, "dead_after": dead_after,
              "resample_at": resample_at, "resample_samples": resample_samples, "log_every": log_every,
@@ -497,15 +529,20 @@ def train_sae(data, *, layer: str | None = None, target: Any = None, target_laye
     elif target is not None:
         tgt = _layer_array(target, None, "target")
     meta = {"role": "transcoder" if tgt is not None else "sae", "layer": layer, "target_layer": target_layer}
-    if _is_acts(_open(data)):
-        meta["model"] = _open(data).meta.get("model_id") or _open(data).meta.get("model")
+    opened = _open(data)
+    stream = None
+    if _is_acts(opened):
+        meta["model"] = opened.meta.get("model_id") or opened.meta.get("model")
+        name = layer if layer is not None else opened.layers[0]
+        if target is None:
+            stream = (opened, [name] + ([target_layer] if target_layer is not None else []))
     return _train([inp], None if tgt is None else [tgt], kind=kind, d_sae=_width(d_sae, expansion, inp.shape[1]),
                   k=k, coefficient=_coef(kind, l1_coefficient, l0_coefficient), n_steps=n_steps,
                   batch_size=batch_size, lr=lr, seed=seed, b_dec_init=b_dec_init, aux_coefficient=aux_coefficient,
                   k_aux=k_aux, bandwidth=bandwidth, init_threshold=init_threshold, dead_after=dead_after,
                   resample_at=resample_at, resample_samples=resample_samples, normalize_decoder=normalize_decoder,
                   checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume,
-                  progress=progress, log_every=log_every, callback=callback, meta=meta, init=init)
+                  progress=progress, log_every=log_every, callback=callback, meta=meta, init=init, stream=stream)
 
 
 def train_transcoder(data, *, layer: str | None = None, target_layer: str | None = None, target: Any = None,

@@ -135,8 +135,10 @@ def dictionary_profile(acts, *, layer: str | None = None, kind: str = "topk", d_
     sae.meta["layer"] = layer
     Xe = np.asarray(X[held], dtype=np.float32)
     metrics = evaluate(sae, Xe)
-    ti = token_index if token_index is not None else getattr(acts, "token_index", None)
-    tk = tokens if tokens is not None else getattr(acts, "tokens", None)
+    from topo_mi.dictionaries._examples import token_attr
+
+    ti = token_index if token_index is not None else token_attr(acts, "token_index")
+    tk = tokens if tokens is not None else token_attr(acts, "tokens")
     examples = top_examples(sae, Xe, latents=None, n=n_examples, tokens=tk,
                             token_index=None if ti is None else np.asarray(ti)[held], tokenizer=tokenizer)
     if n_latents != 8:
