@@ -101,6 +101,16 @@ def test_topk_has_l0_exactly_k_and_batchtopk_keeps_k_times_batch():
         assert torch.equal(b.encode(x) > 0, b.pre_activations(x) > b.threshold)
 
 
+def test_sparse_decode_equals_the_dense_decode():
+    sae = SparseDictionary(make_config(kind="topk", d_in=8, d_sae=32, k=5), seed=0)
+    with torch.no_grad():
+        sae.b_dec.normal_()
+    x = torch.randn(16, 8, generator=torch.Generator().manual_seed(1))
+    pre = sae.pre_activations(x)
+    vals, idx = pre.topk(5, dim=1)
+    torch.testing.assert_close(sae.sparse_decode(vals.relu(), idx)[:, 0], sae.decode(sae.activate(pre)))
+
+
 def test_geometric_median_known_answers():
     pts = np.array([[0.0, 0.0], [1.0, 0.0], [10.0, 0.0]])
     np.testing.assert_allclose(geometric_median(pts), [1.0, 0.0], atol=1e-4)

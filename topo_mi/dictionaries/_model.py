@@ -130,6 +130,8 @@ class SparseDictionary(nn.Module):
         x, _ = self._as_input(x, c["n_in"], c["d_in"], "x")
         if c["apply_b_dec_to_input"]:
             x = x - self.b_dec
+        if c["n_in"] == 1:
+            return torch.addmm(self.b_enc, x[:, 0], self.W_enc[0])
         return torch.einsum("bnd,nds->bs", x, self.W_enc) + self.b_enc
 
     def activate(self, pre: torch.Tensor) -> torch.Tensor:
@@ -167,6 +169,18 @@ class SparseDictionary(nn.Module):
             fail("z", f"an array of shape (batch, {self.cfg['d_sae']})", f"shape {tuple(z.shape)}", raw=True)
         out = torch.einsum("bs,snd->bnd", z, self.W_dec) + self.b_dec
         return out[:, 0] if squeeze and self.cfg["n_out"] == 1 else out
+
+    def sparse_decode(self, vals: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """``(b, n_out, d_out)`` from the ``k`` active latents of each row (``idx``, ``vals``: (b, k)).
+
+        Equal to ``decode`` of the dense code; an ``embedding_bag`` reads only k decoder rows per
+        sample (what TopK training uses).
+        """
+        import torch.nn.functional as F
+
+        c = self.cfg
+        out = F.embedding_bag(idx, self.W_dec.flatten(1), per_sample_weights=vals, mode="sum")
+        return out.view(-1, c["n_out"], c["d_out"]) + self.b_dec
 
     def forward(self, x) -> torch.Tensor:
         return self.decode(self.encode(x))

@@ -281,12 +281,21 @@ def _train(inputs, targets, *, kind, d_sae, k, coefficient, n_steps, batch_size,
             x = torch.from_numpy(xb)
             y = x if yb is None else torch.from_numpy(yb)
             pre = model.pre_activations(x)
-            z = model.activate(pre)
-            y_hat = torch.einsum("bs,snd->bnd", z, model.W_dec) + model.b_dec
+            if kind == "topk":  # sparse decode: k rows of W_dec per sample instead of a dense matmul
+                vals, idx = pre.topk(cfg["k"], dim=1)
+                vals = vals.relu()
+                y_hat = model.sparse_decode(vals, idx)
+                on = vals > 0
+                fired_idx, l0_now = idx[on], on.sum(dim=1)
+            else:
+                z = model.activate(pre)
+                y_hat = torch.einsum("bs,snd->bnd", z, model.W_dec) + model.b_dec
+                on = z > 0
+                fired_idx, l0_now = on.any(dim=0).nonzero().flatten(), on.sum(dim=1)
             mse = L.reconstruction_loss(y, y_hat)
             loss = mse
             aux = torch.zeros(())
-            if kind == "relu" and coefficient > 0:
+            if kind == "relu" and coefficient > 0:  # z is dense here
                 loss = loss + coefficient * L.l1_penalty(z, model.W_dec)
             elif kind == "jumprelu" and coefficient > 0:
                 loss = loss + coefficient * L.l0_penalty(pre, model.log_threshold.exp(), cfg["bandwidth"])
@@ -308,11 +317,10 @@ def _train(inputs, targets, *, kind, d_sae, k, coefficient, n_steps, batch_size,
             if cfg["normalize_decoder"]:
                 model.normalize_decoder_()
             with torch.no_grad():
-                fired = (z > 0).any(dim=0)
                 since_fired += batch_size
-                since_fired[fired] = 0
+                since_fired[fired_idx] = 0
             if step % log_every == 0 or step == n_steps - 1:
-                l0 = float((z > 0).sum(dim=1).float().mean())
+                l0 = float(l0_now.float().mean())
                 hist["step"].append(step)
                 hist["mse"].append(float(mse.detach()))
                 hist["l0"].append(l0)
