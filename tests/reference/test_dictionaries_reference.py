@@ -55,3 +55,24 @@ def test_mmcs_discriminates_a_too_weak_l1(toy):
     ev_weak = evaluate(weak, X[:20000]).explained_variance["ratio_of_sums_centred"]
     assert ev_weak > ev_good  # better reconstruction ...
     assert mmcs(dirs, weak.decoder_directions()) < 0.7  # ... with features not recovered
+
+
+@pytest.mark.slow
+@pytest.mark.hf
+def test_minilm_token_sae_explains_most_variance_at_low_l0():
+    """A TopK SAE (8x width, k = 32) on MiniLM encoder.layer.3 token activations of the bundled
+    sentences: held-out explained variance >= 0.8 at L0 <= 64."""
+    pytest.importorskip("transformers")
+    from topo_mi.activations import collect_text
+    from topo_mi.activations.hf import load_minilm
+    from topo_mi.datasets._real import read_sentences
+    from topo_mi.pipelines import dictionary_profile
+
+    model, tok = load_minilm()
+    acts = collect_text(model, tok, read_sentences(), layers=["encoder.layer.3"], progress=False)
+    prof = dictionary_profile(acts, layer="encoder.layer.3", kind="topk", expansion=8, k=32, n_steps=400,
+                              batch_size=256, lr=2e-3, seed=0)
+    s = prof.summary()
+    assert s["l0"] <= 64
+    assert s["ev_ratio_of_sums_centred"] >= 0.8
+    assert prof.examples.contexts and "[[" in prof.examples.contexts[0][0]

@@ -592,3 +592,27 @@ k = 8
         check_analysis_params(bad)
     with pytest.raises(SpecError, match="analyses.dictionary.model"):
         check_analysis_params(load_spec(text.replace("k = 8", "model = 1")))
+
+
+def test_decoder_rows_as_a_feature_basis_for_circuits_and_topology():
+    import topo_mi as tm
+    from topo_mi.circuits import build_graph
+    from topo_mi.models import MLP
+    from topo_mi.topology import persistence
+
+    net = MLP(4, [16, 16], 3, seed=0)
+    x = torch.randn(2048, 4, generator=torch.Generator().manual_seed(0))
+    acts = tm.collect(net, x, layers=["act1"], progress=False)
+    sae = train_sae(acts, layer="act1", kind="topk", d_sae=24, k=3, n_steps=40, batch_size=256, seed=0)
+    D = sae.decoder_directions()
+    G = build_graph(net, layers=["act1", "act2"], features={"act1": D})
+    src = [n for n in G.nodes if G.nodes[n].get("layer") == "act1"]
+    assert len(src) == 24
+    # edge weights are d_j^T W d_i: decoder rows d_i into the neuron basis of act2 through the 2nd Linear
+    W2 = [m for m in net.modules() if isinstance(m, torch.nn.Linear)][1].weight.detach().numpy()
+    expected = np.sort(np.abs(W2.astype(np.float64) @ D.T.astype(np.float64)).ravel())
+    got = np.sort(np.abs([w for _, _, w in G.edges(data="weight")]))
+    assert len(got) == 24 * 16
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+    dgm = persistence(D, metric="cosine", max_dim=1)
+    assert len(dgm.diagram(0)) == 24  # one H0 bar per decoder direction (the last one infinite)

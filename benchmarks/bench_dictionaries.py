@@ -1,0 +1,151 @@
+"""Training throughput of sparse autoencoders: topo_mi.dictionaries against the peers.
+
+Tokens per second for a TopK (k = 32) and a ReLU + L1 SAE at d_in = 384 (MiniLM's width) and
+d_sae = 8 x 384 = 3072, batches of 1,024, Adam, unit-norm decoder rows:
+
+- ``topo_mi``: ``train_sae`` (seeded batching, dead-latent tracking, AuxK for TopK, history);
+- ``plain``: a plain, well-written PyTorch loop computing the same loss (dense encode/decode,
+  ``torch.topk`` + ``scatter``, Adam, decoder projection) with nothing else;
+- ``sparsify`` (EleutherAI, TopK only) when it imports in the separate venv named by
+  ``TOPO_MI_BENCH_VENV`` (default ``../benchvenv-dictionaries`` beside the repository), run there in
+  a subprocess on the same data.
+
+Same data (a seeded Gaussian with a decaying spectrum, 65,536 rows), same thread count, one
+warm-up step each. Run: ``python benchmarks/bench_dictionaries.py [--steps 60] [--threads 1]``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+D_IN, D_SAE, K, BATCH = 384, 3072, 32, 1024
+
+
+def make_data(n=65536, seed=0):
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((D_IN, D_IN)) * (0.97 ** np.arange(D_IN))[:, None]
+    return (rng.standard_normal((n, D_IN)) @ A / np.sqrt(D_IN)).astype(np.float32)
+
+
+def bench_topo_mi(X, kind, steps):
+    from topo_mi.dictionaries import train_sae
+
+    kw = dict(kind=kind, d_sae=D_SAE, k=K if kind == "topk" else None, batch_size=BATCH, lr=1e-4, seed=0,
+              b_dec_init="mean", l1_coefficient=1e-3 if kind == "relu" else None)
+    train_sae(X, n_steps=1, **kw)  # warm-up
+    t = time.perf_counter()
+    train_sae(X, n_steps=steps, **kw)
+    return steps * BATCH / (time.perf_counter() - t)
+
+
+def bench_plain(X, kind, steps):
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    W_dec = torch.randn(D_SAE, D_IN, generator=g)
+    W_dec /= W_dec.norm(dim=1, keepdim=True)
+    W_dec = torch.nn.Parameter(W_dec)
+    W_enc = torch.nn.Parameter(W_dec.detach().T.clone())
+    b_enc = torch.nn.Parameter(torch.zeros(D_SAE))
+    b_dec = torch.nn.Parameter(torch.as_tensor(X[:4096].mean(0)))
+    opt = torch.optim.Adam([W_enc, b_enc, W_dec, b_dec], lr=1e-4)
+    Xt = torch.from_numpy(X)
+    perm = torch.randperm(len(X), generator=g)
+
+    def step(i):
+        x = Xt[perm[(i * BATCH) % (len(X) - BATCH):][:BATCH]]
+        pre = (x - b_dec) @ W_enc + b_enc
+        if kind == "topk":
+            v, idx = pre.topk(K, dim=1)
+            z = torch.zeros_like(pre).scatter(1, idx, v.relu())
+        else:
+            z = pre.relu()
+        x_hat = z @ W_dec + b_dec
+        loss = (x - x_hat).pow(2).sum(-1).mean()
+        if kind == "relu":
+            loss = loss + 1e-3 * (z * W_dec.norm(dim=1)).sum(-1).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            W_dec /= W_dec.norm(dim=1, keepdim=True)
+
+    step(0)
+    t = time.perf_counter()
+    for i in range(1, steps + 1):
+        step(i)
+    return steps * BATCH / (time.perf_counter() - t)
+
+
+_SPARSIFY = r'''
+import json, sys, time, numpy as np, torch
+torch.set_num_threads(int(sys.argv[3]))
+from sparsify import SparseCoder, SparseCoderConfig
+X = torch.from_numpy(np.load(sys.argv[1]))
+steps = int(sys.argv[2])
+sae = SparseCoder(X.shape[1], SparseCoderConfig(expansion_factor=8, k=32), device="cpu", dtype=torch.float32)
+opt = torch.optim.Adam(sae.parameters(), lr=1e-4)
+n = len(X); B = 1024
+perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+def step(i):
+    x = X[perm[(i * B) % (n - B):][:B]]
+    out = sae(x)
+    loss = out.fvu
+    opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+    sae.set_decoder_norm_to_unit_norm()
+step(0)
+t = time.perf_counter()
+for i in range(1, steps + 1):
+    step(i)
+print(json.dumps({"tokens_per_s": steps * B / (time.perf_counter() - t)}))
+'''
+
+
+def bench_sparsify(X, steps, threads):
+    venv = Path(os.environ.get("TOPO_MI_BENCH_VENV", Path(__file__).resolve().parents[2] / "benchvenv-dictionaries"))
+    py = venv / "bin" / "python"
+    if not py.exists():
+        return None, f"no venv at {venv}"
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(Path(tmp) / "x.npy", X)
+        (Path(tmp) / "b.py").write_text(_SPARSIFY)
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": ""}
+        out = subprocess.run([str(py), str(Path(tmp) / "b.py"), str(Path(tmp) / "x.npy"), str(steps), str(threads)],
+                             capture_output=True, text=True, env=env, timeout=1800)
+    if out.returncode != 0:
+        return None, out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"rc {out.returncode}"
+    return json.loads(out.stdout.strip().splitlines()[-1])["tokens_per_s"], ""
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    X = make_data()
+    load = os.getloadavg()[0]
+    print(f"d_in {D_IN}, d_sae {D_SAE}, k {K}, batch {BATCH}, {args.steps} steps, {args.threads} thread(s), "
+          f"load average {load:.1f}", flush=True)
+    for kind in ("topk", "relu"):
+        ours = bench_topo_mi(X, kind, args.steps)
+        plain = bench_plain(X, kind, args.steps)
+        line = f"{kind:5s} topo_mi {ours:9.0f} tok/s | plain loop {plain:9.0f} tok/s | ratio {ours / plain:.2f}x"
+        if kind == "topk":
+            sp, why = bench_sparsify(X, args.steps, args.threads)
+            line += (f" | sparsify {sp:9.0f} tok/s | ratio {ours / sp:.2f}x" if sp else f" | sparsify skipped ({why})")
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
