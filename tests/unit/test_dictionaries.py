@@ -538,6 +538,15 @@ def test_top_examples_by_brute_force_with_token_contexts(toy):
             assert ex.contexts[i][0].endswith(f"[[t{s}_{p}]]")
             assert ex.histograms[i].sum() == (Z[:, lat] > 0).sum()
     assert ex.table(5)[0][1] == ex.rows[1][0]
+    # one token per row (collect_text's layout), on a subset of the rows
+    per_row = np.array([f"t{s}_{p}" for s, p in token_index])
+    sub = np.arange(1000, 3000)
+    ex2 = top_examples(sae, X[sub], latents=[5], n=2, tokens=per_row, token_index=token_index, token_rows=sub,
+                       context=2)
+    r = sub[ex2.rows[0][0]]
+    s_, p_ = divmod(int(r), 10)
+    want = " ".join(f"t{s_}_{q}" for q in range(max(0, p_ - 2), p_))
+    assert ex2.contexts[0][0] == (want + " " if want else "") + f"[[t{s_}_{p_}]]"
 
 
 def test_dictionary_profile_pipeline_and_report(toy, lm, tmp_path):

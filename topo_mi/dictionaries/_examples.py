@@ -51,21 +51,37 @@ def token_attr(data, name: str):
 
 
 def _context(tokens, token_index, row: int, context: int, tokenizer) -> str:
+    """The token of ``row`` in ``[[ ]]`` after up to ``context`` preceding tokens of its sequence.
+
+    ``tokens`` is either per row (1-D, as ``collect_text`` stores them: rows of one sequence are
+    consecutive) or per sequence (2-D ``(n_sequences, T)``, indexed by ``token_index``).
+    """
     seq, pos = (int(v) for v in token_index[row])
-    toks = list(tokens[seq])
-    lo = max(0, pos - context)
 
     def s(t):
         if tokenizer is not None and not isinstance(t, str):
             return tokenizer.convert_ids_to_tokens([int(t)])[0]
         return str(t)
 
-    before = " ".join(s(t) for t in toks[lo:pos])
-    return (before + " " if before else "") + f"[[{s(toks[pos])}]]"
+    if np.ndim(tokens) == 1:
+        prev = []
+        for j in range(1, context + 1):
+            r = row - j
+            if r < 0 or int(token_index[r][0]) != seq or int(token_index[r][1]) != pos - j:
+                break
+            prev.append(s(tokens[r]))
+        before = " ".join(reversed(prev))
+        here = s(tokens[row])
+    else:
+        toks = list(tokens[seq])
+        before = " ".join(s(t) for t in toks[max(0, pos - context):pos])
+        here = s(toks[pos])
+    return (before + " " if before else "") + f"[[{here}]]"
 
 
 def top_examples(dictionary, data, *, layer: str | None = None, latents=None, n: int = 10, batch_size: int = 4096,
-                 tokens=None, token_index=None, tokenizer=None, context: int = 8, bins: int = 30) -> TopExamples:
+                 tokens=None, token_index=None, token_rows=None, tokenizer=None, context: int = 8,
+                 bins: int = 30) -> TopExamples:
     """Max-activating rows of ``latents`` (default: the 8 most often firing), streamed in batches.
 
     Parameters
@@ -92,9 +108,14 @@ def top_examples(dictionary, data, *, layer: str | None = None, latents=None, n:
     ids = np.arange(m) if ids is None else np.asarray(ids)
     tokens = tokens if tokens is not None else token_attr(data, "tokens")
     token_index = token_index if token_index is not None else token_attr(data, "token_index")
+    if token_rows is not None:
+        token_rows = np.asarray(token_rows, dtype=np.int64)
+        if token_rows.shape != (m,):
+            fail("token_rows", f"an array of shape ({m},)", f"shape {token_rows.shape}", raw=True)
     if token_index is not None:
         token_index = np.asarray(token_index)
-        if token_index.shape != (m, 2):
+        n_tok = m if token_rows is None else None
+        if token_index.ndim != 2 or token_index.shape[1] != 2 or (n_tok is not None and len(token_index) != n_tok):
             fail("token_index", f"an array of shape ({m}, 2)", f"shape {token_index.shape}", raw=True)
         if tokens is None:
             fail("tokens", "the token sequences that token_index points into", None)
@@ -138,7 +159,8 @@ def top_examples(dictionary, data, *, layer: str | None = None, latents=None, n:
     sids = np.where(empty, -1, ids[np.clip(rows, 0, None)]) if ids.dtype.kind in "iu" else ids[np.clip(rows, 0, None)]
     contexts = []
     if token_index is not None:
-        contexts = [[_context(tokens, token_index, int(r), context, tokenizer) if r >= 0 else "" for r in rr]
+        where = (lambda r: r) if token_rows is None else (lambda r: int(token_rows[r]))
+        contexts = [[_context(tokens, token_index, where(int(r)), context, tokenizer) if r >= 0 else "" for r in rr]
                     for rr in rows]
     Z = np.concatenate(allz, axis=1)
     hists = np.zeros((L, bins), dtype=np.int64)

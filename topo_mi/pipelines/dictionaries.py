@@ -139,13 +139,10 @@ def dictionary_profile(acts, *, layer: str | None = None, kind: str = "topk", d_
 
     ti = token_index if token_index is not None else token_attr(acts, "token_index")
     tk = tokens if tokens is not None else token_attr(acts, "tokens")
-    examples = top_examples(sae, Xe, latents=None, n=n_examples, tokens=tk,
-                            token_index=None if ti is None else np.asarray(ti)[held], tokenizer=tokenizer)
-    if n_latents != 8:
-        check_int("n_latents", n_latents, min_value=1)
-        order = np.argsort(-metrics.density, kind="stable")[:n_latents]
-        examples = top_examples(sae, Xe, latents=order, n=n_examples, tokens=tk,
-                                token_index=None if ti is None else np.asarray(ti)[held], tokenizer=tokenizer)
+    n_latents = check_int("n_latents", n_latents, min_value=1)
+    order = np.argsort(-metrics.density, kind="stable")[:n_latents]
+    examples = top_examples(sae, Xe, latents=order, n=n_examples, tokens=tk, token_index=ti,
+                            token_rows=None if ti is None else held, tokenizer=tokenizer)
     loss = None
     if model is not None and splice:
         if inputs is None:
