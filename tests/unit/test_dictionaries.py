@@ -323,6 +323,10 @@ def test_crosscoder_over_layers_of_one_model(toy):
     acts = Activations({"a": X, "b": -X})
     cc = train_crosscoder(acts, layers=["a", "b"], kind="topk", k=3, d_sae=32, n_steps=40, batch_size=256)
     assert cc.cfg["n_in"] == 2 and cc.encode(np.stack([X[:4], -X[:4]], axis=1)).shape == (4, 32)
+    from topo_mi.plotting.dictionaries import plot_relative_norms
+
+    ax = plot_relative_norms(cc.relative_decoder_norms())
+    assert sum(p.get_height() for p in ax.patches) == 32
     with pytest.raises(InvalidParameterError, match="layers"):
         train_crosscoder(acts, layers=["a"], d_sae=8)
 
@@ -538,6 +542,7 @@ def test_top_examples_by_brute_force_with_token_contexts(toy):
             assert ex.contexts[i][0].endswith(f"[[t{s}_{p}]]")
             assert ex.histograms[i].sum() == (Z[:, lat] > 0).sum()
     assert ex.table(5)[0][1] == ex.rows[1][0]
+    assert len(ex.plot().get_legend().get_texts()) == 3
     # one token per row (collect_text's layout), on a subset of the rows
     per_row = np.array([f"t{s}_{p}" for s, p in token_index])
     sub = np.arange(1000, 3000)
