@@ -260,3 +260,74 @@ def test_brute_force_refused_up_front_but_cheaper_proofs_run():
     p = cubic_proof(m)
     assert p.n_total == 24 ** 6 and 0.0 <= p.bound <= 1.0
     assert subcubic_proof(m).n_total == 24 ** 6
+
+
+# -- pipeline -----------------------------------------------------------------------------------
+
+def test_proof_table_on_one_model(models, tmp_path):
+    from topo_mi.pipelines import ProofTable, proof_table
+
+    model = models["d12_n3"]
+    t = proof_table(model, n_samples=2000)
+    assert t.bound.shape == (1, len(STRATEGIES)) and t.labels == ["model"]
+    bf = brute_force_proof(model)
+    assert t.brute_force_accuracy[0] == bf.bound == t.bound[0, 0]
+    assert t.bound[0, 1] == cubic_proof(model).bound
+    assert np.all(t.bound[0] <= bf.bound)
+    sec = t.report_section()
+    assert "cubic" in sec["headline"] and "not machine-checked" in sec["caption"]
+    assert len(sec["table"]["index"]) == len(sec["table"]["rows"]) == len(STRATEGIES)
+    assert all(len(r) == len(sec["table"]["columns"]) for r in sec["table"]["rows"])
+    back = ProofTable.load(t.save(tmp_path / "t"))
+    np.testing.assert_array_equal(back.bound, t.bound)
+    assert t.plot().get_xlabel().startswith("proof cost")
+
+
+def test_proof_table_multi_seed_multi_k_mean_sd_and_budget_note():
+    from topo_mi.pipelines import proof_table
+
+    t = proof_table(ks=[3, 4], seeds=[0, 1], d_vocab={"3": 8, 4: 6}, d_model=8, d_head=8, steps=80, lr=3e-3,
+                    strategies=["brute_force", "cubic", "subcubic"], max_brute_force_sequences=1000,
+                    n_samples=1000)
+    assert list(t.k) == [3, 3, 4, 4] and list(t.d_vocab) == [8, 8, 6, 6] and list(t.seeds) == [0, 1, 0, 1]
+    assert np.isnan(t.bound[2:, 0]).all() and np.isfinite(t.bound[:2, 0]).all()   # 6^4 = 1296 > 1000
+    assert any("K=4" in n and "1,296" in n for n in t.notes)
+    rows = {(r["K"], r["strategy"]): r for r in t.table()}
+    cub = rows[(3, "cubic")]
+    assert cub["bound_mean"] == pytest.approx(t.bound[:2, 1].mean())
+    assert cub["bound_sd"] == pytest.approx(np.std(t.bound[:2, 1], ddof=1))
+    assert rows[(4, "brute_force")]["ran"] == "no" and math.isnan(rows[(4, "brute_force")]["bound_mean"])
+    assert np.all(t.bound[:2, 1:] <= t.bound[:2, :1] + 1e-15)
+    assert "K3_cubic_bound" in t.summary()
+    with pytest.raises(InvalidParameterError, match="d_vocab.*K=5"):
+        proof_table(ks=[5], d_vocab={4: 6}, steps=1)
+    with pytest.raises(UnknownNameError, match="strategies"):
+        proof_table(ks=[3], d_vocab=4, steps=1, strategies=["nope"])
+
+
+def test_spec_runs_the_guarantees_analysis(tmp_path, report_checker):
+    from topo_mi.pipelines import run
+
+    spec = """
+name = "g"
+seed = 0
+[analyses.guarantees]
+ks = [3]
+seeds = [0]
+d_vocab = 6
+d_model = 8
+d_head = 8
+steps = 50
+n_samples = 500
+strategies = ["brute_force", "cubic", "subcubic_rank1_rowdiff"]
+"""
+    res = run(spec, out=tmp_path / "run", progress=False)
+    out = report_checker(tmp_path / "run")
+    g = out["analyses"]["guarantees"]
+    assert 0.0 <= g["cubic_bound"] <= g["brute_force_bound"] <= 1.0
+    assert (tmp_path / "run" / "figures" / "guarantees.png").is_file()
+    assert res.results["analyses"]["guarantees"]["n_runs"] == 1
+    from topo_mi.errors import SpecError
+
+    with pytest.raises(SpecError, match="analyses.guarantees.widht"):
+        run(spec.replace("d_model = 8", "widht = 8"), out=tmp_path / "bad", progress=False)
