@@ -66,3 +66,24 @@ def test_soundness_per_seed_max_of_4():
             p = prove(m, s)
             assert 0.0 <= p.bound <= bf.bound, (seed, s)
         assert cubic_proof(m).bound >= 0.8 * bf.bound
+
+
+@pytest.mark.slow
+def test_multi_k_multi_seed_table():
+    """K = 4, 5, 10 (d_vocab 64) over two seeds: brute force only for K = 4 (the others are over
+    its budget, and the table says so); every bound stays under the sampled accuracy of the
+    forward pass up to 5 binomial standard errors (a proof bounds the true accuracy)."""
+    from topo_mi.pipelines import proof_table
+
+    t = proof_table(ks=[4, 5, 10], seeds=[0, 1], n_samples=100_000)
+    assert list(t.k) == [4, 4, 5, 5, 10, 10]
+    assert np.isfinite(t.brute_force_accuracy[:2]).all() and np.isnan(t.brute_force_accuracy[2:]).all()
+    assert any("K=5" in n for n in t.notes) and any("K=10" in n for n in t.notes)
+    se = np.sqrt(t.sampled_accuracy * (1 - t.sampled_accuracy) / 100_000)
+    for j, s in enumerate(t.strategies):
+        b = t.bound[:, j]
+        ok = np.isfinite(b)
+        assert np.all((b[ok] >= 0) & (b[ok] <= t.sampled_accuracy[ok] + 5 * se[ok] + 1e-6)), s
+    assert np.all(t.bound[:2, 1:] <= t.bound[:2, :1])           # K = 4: under brute force
+    rows = {(r["K"], r["strategy"]): r for r in t.table()}
+    assert rows[(4, "cubic")]["n_runs"] == 2 and rows[(10, "brute_force")]["ran"] == "no"
