@@ -33,6 +33,7 @@ def plot_proof_table(table, ax=None, **kwargs):
     """
     ax = get_ax(ax, figsize=(6.0, 4.2))
     ks = sorted(set(int(k) for k in table.k))
+    ceilings = []
     for ki, k in enumerate(ks):
         rows = np.asarray(table.k) == k
         marker = _MARKERS[ki % len(_MARKERS)]
@@ -50,8 +51,11 @@ def plot_proof_table(table, ax=None, **kwargs):
         ceiling = np.asarray(table.brute_force_accuracy)[rows]
         ceiling = ceiling[np.isfinite(ceiling)]
         if ceiling.size:
-            ax.axhline(ceiling.mean(), color="#444444", ls="--", lw=0.8)
-            ax.annotate(f"brute force K={k}", (ax.get_xlim()[0], ceiling.mean()), fontsize=6, va="bottom")
+            ceilings.append((k, ceiling.mean()))
+    x0 = ax.get_xlim()[0]
+    for k, c in ceilings:
+        ax.axhline(c, color="#444444", ls="--", lw=0.8)
+        ax.annotate(f"brute-force accuracy K={k}", (x0, c), fontsize=6, va="bottom")
     if len(ks) > 1:
         for ki, k in enumerate(ks):
             ax.plot([], [], marker=_MARKERS[ki % len(_MARKERS)], color="k", ls="none", label=f"K={k}")
