@@ -259,6 +259,10 @@ def test_brute_force_refused_up_front_but_cheaper_proofs_run():
         brute_force_proof(m)
     p = cubic_proof(m)
     assert p.n_total == 24 ** 6 and 0.0 <= p.bound <= 1.0
+    with pytest.raises(ResourceError, match="cubic proof needs about.*max_bytes"):
+        cubic_proof(m, max_bytes=10_000)
+    with pytest.raises(ResourceError, match="subcubic proof.*max_bytes"):
+        subcubic_proof(m, max_bytes=10_000)
     assert subcubic_proof(m).n_total == 24 ** 6
 
 

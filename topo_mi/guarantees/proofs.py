@@ -241,6 +241,13 @@ def _slot_sums(ps_sorted: np.ndarray, ops: Flops) -> tuple[np.ndarray, np.ndarra
     return SM, SX, psmax
 
 
+def _check_memory(what: str, n_bytes: float, max_bytes) -> None:
+    max_bytes = check_int("max_bytes", max_bytes, min_value=1)
+    if n_bytes > max_bytes:
+        raise ResourceError(f"model: the {what} needs about {n_bytes / 2 ** 30:.2f} GiB of working arrays, over "
+                            f"max_bytes={max_bytes:,}; raise max_bytes or use a cheaper strategy")
+
+
 def _elapsed(t0: float) -> float:
     return round(time.perf_counter() - t0, 6)
 
@@ -374,7 +381,7 @@ def _cubic_flops(d, dm, dh, n) -> float:
     return f
 
 
-def cubic_proof(model, *, margin: float = 1e-9) -> Proof:
+def cubic_proof(model, *, margin: float = 1e-9, max_bytes: int = 4 << 30) -> Proof:
     """The cubic proof: one case per (query q, max m, non-max token k, copies c), positions pessimised.
 
     Steps (module docstring for the argument):
@@ -398,11 +405,15 @@ def cubic_proof(model, *, margin: float = 1e-9) -> Proof:
     model : AttentionOnlyTransformer
     margin : float, default 1e-9
         Required gap below zero for a case to pass.
+    max_bytes : int, default 4 GiB
+        Refuse (:class:`~topo_mi.errors.ResourceError`) when the (q, m, k) working arrays would
+        exceed this, before allocating them.
     """
     t0 = time.perf_counter()
     w = check_proof_model(model)
     margin = _check_margin(margin)
     d, n, dm, dh = w["d_vocab"], w["n_ctx"], w["d_model"], w["d_head"]
+    _check_memory("cubic proof", 10.0 * 8 * d ** 3 + d ** 3 * n, max_bytes)
     ops = Flops()
     C = _circuits(w, ops)
     eqke, eqkp, evou, pvou, eupu = C["eqke"], C["eqkp"], C["evou"], C["pvou"], C["eupu"]
@@ -503,7 +514,7 @@ def _top2_excluding(A: np.ndarray, ops: Flops) -> np.ndarray:
     return out
 
 
-def subcubic_proof(model, *, qk: str = "exact", margin: float = 1e-9) -> Proof:
+def subcubic_proof(model, *, qk: str = "exact", margin: float = 1e-9, max_bytes: int = 4 << 30) -> Proof:
     """A subcubic proof: one case per (query q, max m, copies c) with a searched gap g.
 
     The case assumes every non-max token is at most ``j = m - g`` and pessimises over all of them
@@ -532,12 +543,15 @@ def subcubic_proof(model, *, qk: str = "exact", margin: float = 1e-9) -> Proof:
         shift per query row, so each token's score lies in ``[lo[q, t], lo[q, t] + δ_q]`` up to
         that shift and is pessimised within it by the sign of its value term.
     margin : float, default 1e-9
+    max_bytes : int, default 4 GiB
+        Refuse (:class:`~topo_mi.errors.ResourceError`) larger working arrays, before allocating.
     """
     t0 = time.perf_counter()
     w = check_proof_model(model)
     qk = check_choice("qk", qk, ("exact", "svd", "rowdiff"))
     margin = _check_margin(margin)
     d, n, dm, dh = w["d_vocab"], w["n_ctx"], w["d_model"], w["d_head"]
+    _check_memory("subcubic proof", 30.0 * 8 * d * d * n, max_bytes)
     ops = Flops()
     C = _circuits(w, ops, exact_qk=(qk == "exact"))
     eqkp, evou, pvou, eupu = C["eqkp"], C["evou"], C["pvou"], C["eupu"]
