@@ -76,7 +76,7 @@ def bench_plain(X, kind, steps):
         loss.backward()
         opt.step()
         with torch.no_grad():
-            W_dec /= W_dec.norm(dim=1, keepdim=True)
+            W_dec.div_(W_dec.norm(dim=1, keepdim=True))
 
     step(0)
     t = time.perf_counter()

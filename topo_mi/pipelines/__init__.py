@@ -6,6 +6,7 @@
 - :func:`circuit_graph` — circuit graph, top paths, learned sparse circuit
 - :func:`compare` / :func:`compare_many` — layer x layer similarity with statistics
 - :func:`dictionary_profile` — a sparse dictionary (SAE) trained on one layer: metrics, examples
+- :func:`proof_table` — compact proofs of max-of-K accuracy: bound against cost per strategy
 - :func:`run` — run a declarative TOML spec end to end (what ``topo-mi run`` calls)
 """
 from __future__ import annotations
@@ -26,6 +27,8 @@ _ATTRS = {
     "ManyComparisonResult": "topo_mi.pipelines.comparison",
     "dictionary_profile": "topo_mi.pipelines.dictionaries",
     "DictionaryProfile": "topo_mi.pipelines.dictionaries",
+    "proof_table": "topo_mi.pipelines.guarantees",
+    "ProofTable": "topo_mi.pipelines.guarantees",
     "run": "topo_mi.pipelines.runner",
     "RunResult": "topo_mi.pipelines.runner",
     "load_spec": "topo_mi.pipelines.spec",

@@ -13,6 +13,7 @@ folder is refused unless ``force=True``.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import os
@@ -111,6 +112,7 @@ def _analysis_function(kind: str):
         "compare": lambda: pipelines.compare,
         "lyapunov_gain": lambda: _lyapunov_gain_fn(),
         "dictionary": lambda: pipelines.dictionary_profile,
+        "guarantees": lambda: pipelines.proof_table,
     }[kind]()
 
 
@@ -130,7 +132,10 @@ _SUPPLIED = {  # arguments the runner fills in itself
     "compare": {"acts_a", "acts_b", "seed", "executor", "progress"},
     "lyapunov_gain": {"seed", "executor", "progress"},
     "dictionary": {"acts", "seed", "progress", "model", "inputs", "tokens", "token_index", "tokenizer"},
+    "guarantees": {"model", "seed", "progress"},
 }
+
+_MODEL_ONLY = {"guarantees"}  # analyses that read the model's weights, not its activations
 
 
 def check_analysis_params(spec: dict) -> None:
@@ -272,7 +277,10 @@ def _collect(spec: dict, model, extra, dataset, *, seed: int, progress: bool):
 
         sub = X[idx]
         inputs = torch.as_tensor(sub, dtype=torch.long if sub.dtype.kind in "iu" else torch.float32)
-    key = hashlib.sha256("|".join([model_fingerprint(model), hash_batch(inputs), ",".join(names),
+    from topo_mi.activations._store import STORE_FORMAT
+
+    # the store format is part of the key: caches written by an older format are not reused
+    key = hashlib.sha256("|".join([STORE_FORMAT, model_fingerprint(model), hash_batch(inputs), ",".join(names),
                                    str(a.get("reduce")), str(a.get("batch_size"))]).encode()).hexdigest()[:24]
     store = data_home() / "activations" / key if a.get("cache", True) else None
     acts = tm.collect(model, inputs, layers=names, reduce=a.get("reduce", "last"),
@@ -374,14 +382,17 @@ def run(spec_or_path: Any, *, out=None, executor=None, force: bool = False, seed
             with steps("model"):
                 models = _build_models(spec, dataset, seed, base_dir, progress)
                 results["model"] = {"models": [m[0] for m in models]}
-            with steps("activations"):
+            needs_acts = any(kind not in _MODEL_ONLY for kind in spec["analyses"])
+            with steps("activations") if needs_acts else contextlib.nullcontext():
                 acts_list, inputs_list = [], []
-                for _, model, extra in models:
+                for _, model, extra in (models if needs_acts else []):
                     acts, inputs = _collect(spec, model, extra, dataset, seed=seed, progress=progress)
                     acts_list.append(acts)
                     inputs_list.append(inputs)
-                inputs = inputs_list[0]
-                results["activations"] = {"layers": acts_list[0].layers, "n_samples": acts_list[0].n_samples}
+                if needs_acts:
+                    inputs = inputs_list[0]
+                    results["activations"] = {"layers": acts_list[0].layers,
+                                              "n_samples": acts_list[0].n_samples}
         for kind, params in spec["analyses"].items():
             with steps(kind):
                 res = _run_analysis(kind, params, spec=spec, models=models, acts_list=acts_list, inputs=inputs,
@@ -547,6 +558,8 @@ def _run_analysis(kind, params, *, spec, models, acts_list, inputs, dataset, see
     if kind == "dictionary":
         model, extra = models[0][1], models[0][2]
         return fn(acts_list[0], **base, model=model, inputs=inputs, **opt(tokenizer=extra), **params)
+    if kind == "guarantees":
+        return fn(models[0][1] if models else None, **base, **params)
     raise InvalidParameterError(f"analyses: unknown analysis {kind!r}")  # pragma: no cover
 
 

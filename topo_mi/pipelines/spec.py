@@ -38,7 +38,8 @@ try:  # Python >= 3.11
 except ImportError:  # pragma: no cover
     import tomli as tomllib
 
-ANALYSES = ("topology", "geometry", "dynamics", "circuits", "compare", "lyapunov_gain", "dictionary")
+ANALYSES = ("topology", "geometry", "dynamics", "circuits", "compare", "lyapunov_gain", "guarantees",
+            "dictionary")
 
 # key -> (types, required, default, check) ; check(value) -> error text or None
 _num = (int, float)
