@@ -167,8 +167,10 @@ class SparseDictionary(nn.Module):
         z = torch.as_tensor(z, dtype=self.W_dec.dtype)
         if z.ndim != 2 or z.shape[1] != self.cfg["d_sae"]:
             fail("z", f"an array of shape (batch, {self.cfg['d_sae']})", f"shape {tuple(z.shape)}", raw=True)
-        out = torch.einsum("bs,snd->bnd", z, self.W_dec) + self.b_dec
-        return out[:, 0] if squeeze and self.cfg["n_out"] == 1 else out
+        if self.cfg["n_out"] == 1:
+            out = torch.addmm(self.b_dec[0], z, self.W_dec[:, 0])
+            return out if squeeze else out.unsqueeze(1)
+        return torch.einsum("bs,snd->bnd", z, self.W_dec) + self.b_dec
 
     def sparse_decode(self, vals: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """``(b, n_out, d_out)`` from the ``k`` active latents of each row (``idx``, ``vals``: (b, k)).

@@ -289,7 +289,7 @@ def _train(inputs, targets, *, kind, d_sae, k, coefficient, n_steps, batch_size,
                 fired_idx, l0_now = idx[on], on.sum(dim=1)
             else:
                 z = model.activate(pre)
-                y_hat = torch.einsum("bs,snd->bnd", z, model.W_dec) + model.b_dec
+                y_hat = model.decode(z, squeeze=False)
                 on = z > 0
                 fired_idx, l0_now = on.any(dim=0).nonzero().flatten(), on.sum(dim=1)
             mse = L.reconstruction_loss(y, y_hat)
