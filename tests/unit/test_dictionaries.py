@@ -111,6 +111,26 @@ def test_sparse_decode_equals_the_dense_decode():
     torch.testing.assert_close(sae.sparse_decode(vals.relu(), idx)[:, 0], sae.decode(sae.activate(pre)))
 
 
+def test_sparse_topk_backward_equals_dense_autograd():
+    from topo_mi.dictionaries._losses import topk_encode
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(12, 6, generator=g, requires_grad=True)
+    W = torch.randn(6, 20, generator=g, requires_grad=True)
+    b = torch.randn(20, generator=g, requires_grad=True)
+    w_out = torch.randn(12, 4, generator=g)
+    vals, idx = topk_encode(x, W, b, 4)
+    (vals * w_out).sum().backward()
+    grads = [t.grad.clone() for t in (x, W, b)]
+    for t in (x, W, b):
+        t.grad = None
+    v2, i2 = (x @ W + b).topk(4, dim=1)
+    assert torch.equal(i2, idx)
+    (v2.relu() * w_out).sum().backward()
+    for got, t in zip(grads, (x, W, b)):
+        torch.testing.assert_close(got, t.grad, rtol=1e-5, atol=1e-6)
+
+
 def test_geometric_median_known_answers():
     pts = np.array([[0.0, 0.0], [1.0, 0.0], [10.0, 0.0]])
     np.testing.assert_allclose(geometric_median(pts), [1.0, 0.0], atol=1e-4)

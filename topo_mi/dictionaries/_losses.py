@@ -109,3 +109,46 @@ def l0_penalty(pre: torch.Tensor, theta: torch.Tensor, bandwidth: float) -> torc
 
 __all__ = ["reconstruction_loss", "decoder_norms", "l1_penalty", "auxk_loss", "rectangle", "jumprelu",
            "l0_penalty"]
+
+
+# ---------------------------------------------------------------------------------------------
+# TopK encoder with a sparse backward (only the k selected pre-activations carry gradient)
+# ---------------------------------------------------------------------------------------------
+class _TopKEncode(torch.autograd.Function):
+    """``vals, idx = ReLU(topk(x @ W + b, k))`` with the backward computed on the k selected entries.
+
+    Same gradients as autograd through the dense pre-activations (the others get zero there too),
+    at O(b·k·d) instead of O(b·d·d_sae) for the two backward matmuls.
+    """
+
+    @staticmethod
+    def forward(ctx, x, W, b, k):
+        pre = torch.addmm(b, x, W)
+        vals, idx = pre.topk(k, dim=1)
+        vals = vals.relu()
+        ctx.save_for_backward(x, W, vals, idx)
+        ctx.mark_non_differentiable(idx)
+        return vals, idx
+
+    @staticmethod
+    def backward(ctx, g_vals, _g_idx):
+        import torch.nn.functional as F
+
+        x, W, vals, idx = ctx.saved_tensors
+        g = g_vals * (vals > 0).to(g_vals.dtype)
+        k = idx.shape[1]
+        g_x = g_W = g_b = None
+        if ctx.needs_input_grad[0]:
+            g_x = F.embedding_bag(idx, W.t(), per_sample_weights=g, mode="sum")
+        if ctx.needs_input_grad[1]:
+            g_Wt = torch.zeros(W.shape[1], W.shape[0], dtype=W.dtype)
+            g_Wt.index_add_(0, idx.reshape(-1), g.reshape(-1, 1) * x.repeat_interleave(k, dim=0))
+            g_W = g_Wt.t()
+        if ctx.needs_input_grad[2]:
+            g_b = torch.zeros(W.shape[1], dtype=W.dtype).index_add_(0, idx.reshape(-1), g.reshape(-1))
+        return g_x, g_W, g_b, None
+
+
+def topk_encode(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor, k: int):
+    """``(vals, idx)`` of ``ReLU(topk(x @ W + b))`` with a sparse backward (see :class:`_TopKEncode`)."""
+    return _TopKEncode.apply(x, W, b, int(k))

@@ -280,10 +280,17 @@ def _train(inputs, targets, *, kind, d_sae, k, coefficient, n_steps, batch_size,
             xb, yb = src.batch(step)
             x = torch.from_numpy(xb)
             y = x if yb is None else torch.from_numpy(yb)
-            pre = model.pre_activations(x)
+            if kind == "topk" and cfg["n_in"] == 1:
+                # sparse backward through the encoder and a sparse decode (k rows per sample)
+                xin = x[:, 0] - model.b_dec[0] if cfg["apply_b_dec_to_input"] else x[:, 0]
+                vals, idx = L.topk_encode(xin, model.W_enc[0], model.b_enc, cfg["k"])
+                pre = None
+            else:
+                pre = model.pre_activations(x)
             if kind == "topk":  # sparse decode: k rows of W_dec per sample instead of a dense matmul
-                vals, idx = pre.topk(cfg["k"], dim=1)
-                vals = vals.relu()
+                if pre is not None:
+                    vals, idx = pre.topk(cfg["k"], dim=1)
+                    vals = vals.relu()
                 y_hat = model.sparse_decode(vals, idx)
                 on = vals > 0
                 fired_idx, l0_now = idx[on], on.sum(dim=1)
@@ -302,9 +309,9 @@ def _train(inputs, targets, *, kind, d_sae, k, coefficient, n_steps, batch_size,
             elif kind in ("topk", "batchtopk") and aux_coefficient > 0:
                 dead = since_fired >= dead_after
                 if dead.any():
-                    pre_aux = pre
+                    pre_aux = pre if pre is not None else model.pre_activations(x)
                     if cfg["apply_b_dec_to_input"]:  # the shared input centring gets no AuxK gradient
-                        pre_aux = pre + torch.einsum("nd,nds->s", model.b_dec.detach() - model.b_dec, model.W_enc)
+                        pre_aux = pre_aux + torch.einsum("nd,nds->s", model.b_dec.detach() - model.b_dec, model.W_enc)
                     aux = L.auxk_loss(pre_aux, dead, y - y_hat, model.W_dec, cfg["k_aux"])
                     loss = loss + aux_coefficient * aux
             if not torch.isfinite(loss):
