@@ -203,3 +203,90 @@ def test_attribution_bad_input(relu_net):
         integrated_gradients(relu_net, x, target=0, rule="exact", layer="act1")
     with pytest.raises(InvalidParameterError, match="steps: expected at most"):
         integrated_gradients(relu_net, x, target=0, steps=10**6)
+
+
+# ---------------------------------------------------------------------------------------------
+# Hessian tools: conventions and bad input
+# ---------------------------------------------------------------------------------------------
+from topo_mi.differential import (  # noqa: E402
+    HessianSpectrum, LossHessian, exact_hessian, hessian_logdet, hessian_spectrum, hutchinson_trace, lanczos,
+)
+from topo_mi.errors import ResourceError  # noqa: E402
+
+
+def _cls_data(n=30, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 3, generator=g, dtype=torch.float64), torch.randint(0, 4, (n,), generator=g)
+
+
+def test_parameter_selection_and_reduction(relu_net):
+    X, y = _cls_data()
+    full = exact_hessian(relu_net, "cross_entropy", (X, y))
+    op = LossHessian(relu_net, "cross_entropy", (X, y), params=["out.*"])
+    assert op.names == ["out.weight", "out.bias"] and op.dim == 8 * 4 + 4
+    start = full.shape[0] - op.dim                      # "out" is last in named_parameters order
+    np.testing.assert_allclose(op.dense(), full[start:, start:], atol=1e-13)
+    s = exact_hessian(relu_net, "cross_entropy", (X, y), reduction="sum", params="out.weight")
+    np.testing.assert_allclose(s / len(X), full[start:start + 32, start:start + 32], atol=1e-12)
+    # a callable per-sample loss equals the named one
+    ce = lambda out, t: torch.nn.functional.cross_entropy(out, t, reduction="none")  # noqa: E731
+    np.testing.assert_allclose(exact_hessian(relu_net, ce, (X, y), params="out.*"), op.dense(), atol=1e-13)
+
+
+def test_logdet_and_positive_definite_requirement():
+    X = torch.randn(40, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    y = torch.zeros(40, dtype=torch.float64)
+    lin = nn.Linear(3, 1, bias=False).double()
+    H = 2 * X.T.numpy() @ X.numpy() / 40
+    assert hessian_logdet(lin, "mse", (X, y)) == pytest.approx(np.linalg.slogdet(H)[1], rel=1e-12)
+    net = MLP(3, [5], 4, activation="tanh", seed=0).double()
+    Xc, yc = _cls_data()
+    with pytest.raises(InvalidParameterError, match="damping: expected H \\+ damping I to be positive definite"):
+        hessian_logdet(net, "cross_entropy", (Xc, yc))
+    r = hessian_spectrum(net, "cross_entropy", (Xc, yc), k=2, method="exact", density=False)
+    with pytest.raises(InvalidParameterError, match="hessian: expected a positive-definite Hessian"):
+        r.require_positive_definite("a Cholesky factor")
+
+
+def test_hessian_bad_input(relu_net, tmp_path):
+    X, y = _cls_data()
+    with pytest.raises(InvalidParameterError, match="k: expected at most the number of parameters"):
+        hessian_spectrum(relu_net, "cross_entropy", (X, y), k=10**6)
+    frozen = MLP(3, [4], 2).double().requires_grad_(False)
+    with pytest.raises(InvalidParameterError, match="model: expected a model with trainable parameters"):
+        LossHessian(frozen, "cross_entropy", (X, y))
+    with pytest.raises(InvalidParameterError, match="params: expected names or patterns"):
+        LossHessian(relu_net, "cross_entropy", (X, y), params="fc9.*")
+    with pytest.raises(UnknownNameError, match="reduction"):
+        LossHessian(relu_net, "cross_entropy", (X, y), reduction="avg")
+    with pytest.raises(UnknownNameError, match="loss"):
+        LossHessian(relu_net, "hinge", (X, y))
+    with pytest.raises(InvalidParameterError, match="data: expected X and y with the same"):
+        LossHessian(relu_net, "cross_entropy", (X, y[:5]))
+    bad = nn.Linear(3, 1, bias=False).double()
+    with torch.no_grad():
+        bad.weight.fill_(1e200)                      # finite weights, an overflowing loss on the second batch
+    z = torch.zeros(10, dtype=torch.float64)
+    with pytest.raises(NonFiniteError, match=r"non-finite one on batch 1 \(samples 10\.\.19\)"):
+        LossHessian(bad, "mse", [(torch.zeros(10, 3, dtype=torch.float64), z),
+                                 (torch.ones(10, 3, dtype=torch.float64), z)]).loss_value()
+    with pytest.raises(ResourceError, match="max_params"):
+        exact_hessian(relu_net, "cross_entropy", (X, y), max_params=10)
+    with pytest.raises(InvalidParameterError, match="dim: expected"):
+        lanczos(lambda v: v, k=1)
+    with pytest.raises(InvalidParameterError, match="n_probes: expected an integer >= 2"):
+        hutchinson_trace(np.eye(3), n_probes=1)
+
+
+def test_spectrum_result_roundtrip_and_plot(relu_net, tmp_path):
+    X, y = _cls_data()
+    r = hessian_spectrum(relu_net, "cross_entropy", (X, y), k=3, n_probes=20, slq_vectors=2, slq_steps=20)
+    back = HessianSpectrum.load(r.save(tmp_path / "spec"))
+    np.testing.assert_array_equal(back.top, r.top)
+    a, b = back.summary(), r.summary()
+    assert a.keys() == b.keys() and all(a[key] == b[key] or (a[key] != a[key] and b[key] != b[key]) for key in a)
+    assert back.trace.n_probes == 20 and back.density.n_vectors == 2
+    assert r.plot() is not None and r.trace.plot() is not None
+    # Hessian of a ReLU network is block-structured but symmetric; Lanczos's Ritz values bracket the exact ones
+    ev = np.linalg.eigvalsh(exact_hessian(relu_net, "cross_entropy", (X, y)))
+    assert r.top[0] <= ev[-1] * (1 + 1e-10) and r.bottom[0] >= ev[0] - 1e-10 * abs(ev).max()

@@ -34,6 +34,7 @@ _ATTRS = {
     "lanczos": "topo_mi.differential.hessian",
     "hutchinson_trace": "topo_mi.differential.hessian",
     "spectral_density": "topo_mi.differential.hessian",
+    "hessian_logdet": "topo_mi.differential.hessian",
     "AttributionResult": "topo_mi.differential._results",
     "HessianSpectrum": "topo_mi.differential._results",
     "HessianTrace": "topo_mi.differential._results",
