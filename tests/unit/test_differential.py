@@ -290,3 +290,92 @@ def test_spectrum_result_roundtrip_and_plot(relu_net, tmp_path):
     # Hessian of a ReLU network is block-structured but symmetric; Lanczos's Ritz values bracket the exact ones
     ev = np.linalg.eigvalsh(exact_hessian(relu_net, "cross_entropy", (X, y)))
     assert r.top[0] <= ev[-1] * (1 + 1e-10) and r.bottom[0] >= ev[0] - 1e-10 * abs(ev).max()
+
+
+def test_exact_path_is_exact_for_float32_models():
+    net = MLP(3, [8, 8], 4, seed=0)                              # float32 weights
+    x = 4 * torch.randn(6, 3, generator=torch.Generator().manual_seed(3))
+    ex = integrated_gradients(net, x, target=2, rule="exact")
+    assert ex.delta.max() < 1e-10 and ex.attributions.dtype == np.float64
+    ref = integrated_gradients(MLP(3, [8, 8], 4, seed=0).double(), x.double(), target=2, rule="exact")
+    np.testing.assert_allclose(ex.attributions, ref.attributions, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# pipeline, spec and runner
+# ---------------------------------------------------------------------------------------------
+def test_sensitivity_profile_known_answers(tmp_path):
+    from topo_mi._results import load_result
+    from topo_mi.pipelines import sensitivity_profile
+
+    net = MLP(3, [6, 5], 3, seed=1).double()
+    X, _ = _cls_data(40, seed=4)
+    y = torch.randint(0, 3, (40,), generator=torch.Generator().manual_seed(5))
+    res = sensitivity_profile(net, (X, y), rule="exact", steps=8, panels=2, attribution_samples=25, k=3,
+                              hessian_method="exact", seed=0)
+    assert res.layers == ["input", "act1", "act2"] and res.n_attributed == 25 and res.n_hessian == 40
+    assert res.attributions["input"].rule == "exact" and res.attributions["input"].delta.max() < 1e-10
+    assert res.attributions["act2"].delta.max() < 1e-10          # linear read-out after act2: exact at any rule
+    ev = np.linalg.eigvalsh(exact_hessian(net, "cross_entropy", (X, y)))
+    np.testing.assert_allclose(res.spectrum.top, ev[::-1][:3], rtol=1e-10)
+    s = res.summary()
+    assert s["hessian_lambda_max"] == pytest.approx(ev[-1], rel=1e-10) and s["hessian_n_negative_exact"]
+    sec = res.report_section()
+    assert sec["headline"].endswith(".") and sec["table"]["index"] == res.layers
+    assert len(sec["table"]["rows"]) == 3 and len(sec["table"]["rows"][0]) == len(sec["table"]["columns"])
+    back = load_result(res.save(tmp_path / "sens"))
+    np.testing.assert_array_equal(back.attributions["act1"].attributions, res.attributions["act1"].attributions)
+    assert res.plot() is not None
+    # no labels: attributions of the predicted class, no Hessian
+    res2 = sensitivity_profile(net, X, target="predicted", hessian=False, method="saliency", layers=["act1"])
+    assert res2.spectrum is None and res2.layers == ["input", "act1"]
+    with pytest.raises(InvalidParameterError, match="target: expected 'predicted' or an output index"):
+        sensitivity_profile(net, X, hessian=False)
+
+
+def test_differential_spec_section_and_run(tmp_path, report_checker):
+    from topo_mi.errors import SpecError
+    from topo_mi.pipelines import load_spec, run
+    from topo_mi.pipelines.runner import check_analysis_params
+
+    spec = """
+name = "sens"
+seed = 0
+[dataset]
+name = "clusters"
+n = 120
+params = { n_clusters = 2 }
+[model]
+architecture = "mlp"
+params = { widths = [8, 8], out_dim = 2 }
+train = { epochs = 2 }
+[analyses.differential]
+subsample = 80
+attribution_samples = 20
+steps = 8
+k = 3
+max_probes = 20
+slq_vectors = 2
+slq_steps = 20
+"""
+    check_analysis_params(load_spec(spec))
+    with pytest.raises(SpecError, match="analyses.differential.stepz"):
+        check_analysis_params(load_spec(spec.replace("steps = 8", "stepz = 8")))
+    with pytest.raises(SpecError, match="model"):
+        load_spec('[analyses.differential]\nk = 3\n')
+    out = run(spec, out=tmp_path / "run", progress=False)
+    results = report_checker(tmp_path / "run")
+    d = results["analyses"]["differential"]
+    assert d["n_hessian"] == 80 and d["n_attributed"] == 20 and d["hessian_dim"] == 2 * 8 + 8 + 8 * 8 + 8 + 8 * 2 + 2
+    assert (tmp_path / "run" / "figures" / "differential.png").is_file() and out.timings["differential"] > 0
+
+
+def test_shipped_spec_validates():
+    from pathlib import Path
+
+    from topo_mi.pipelines import load_spec
+    from topo_mi.pipelines.runner import check_analysis_params
+
+    spec = load_spec(Path(__file__).resolve().parents[2] / "pipelines" / "digits_sensitivity.toml")
+    check_analysis_params(spec)
+    assert spec["model"]["zoo"] == "mlp-digits" and "differential" in spec["analyses"]

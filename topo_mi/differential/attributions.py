@@ -328,7 +328,8 @@ def integrated_gradients(model: Any, inputs: Any, *, target: Any = None, baselin
         (an ``nn.Sequential`` of ``Linear``, ``ReLU``, ``LeakyReLU``, ``Flatten``, ``Identity`` and
         ``Dropout`` modules such as ``topo_mi.models.MLP``; input attributions and index targets
         only). The path is cut where pre-activations change sign and each linear piece is
-        integrated exactly; ``n_segments`` counts the pieces.
+        integrated exactly; ``n_segments`` counts the pieces. It runs on float64 copies of the
+        layers whatever the model's dtype (attributions, ``f`` and ``delta`` in float64).
     max_segments : int, default 100000
         The exact rule: the most linear pieces followed per sample before giving up.
     tol : float, default 1e-12
@@ -432,12 +433,18 @@ def _pl_forward(layers, x, d, masks=None, tol=0.0):
 
 
 def _exact_relu_path(model, x, x0, target, *, max_segments, tol):
-    layers = _piecewise_linear_layers(model)
+    import copy
+
+    # float64 copies of the layers: in float32 the rounding of pre-activations near a breakpoint
+    # (about 1e-7 relative) would assign wrong regions to whole segments
+    layers = [copy.deepcopy(m).to(torch.float64) for m in _piecewise_linear_layers(model)]
+    net = torch.nn.Sequential(*layers)
+    x, x0 = x.to(torch.float64), x0.to(torch.float64)
     n = x.shape[0]
     d = x - x0
     with torch.no_grad():
-        f = select_target(model(x), target, n)
-        f0 = select_target(model(x0), target, n)
+        f = select_target(net(x), target, n)
+        f0 = select_target(net(x0), target, n)
     acc = torch.zeros_like(x)
     a = torch.zeros(n, dtype=x.dtype)
     nseg = np.zeros(n, dtype=np.int64)

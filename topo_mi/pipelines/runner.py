@@ -108,6 +108,7 @@ def _analysis_function(kind: str):
         "circuits": lambda: pipelines.circuit_graph,
         "compare": lambda: pipelines.compare,
         "lyapunov_gain": lambda: _lyapunov_gain_fn(),
+        "differential": lambda: pipelines.sensitivity_profile,
     }[kind]()
 
 
@@ -126,6 +127,7 @@ _SUPPLIED = {  # arguments the runner fills in itself
     "circuits": {"model", "data", "seed", "executor", "progress"},
     "compare": {"acts_a", "acts_b", "seed", "executor", "progress"},
     "lyapunov_gain": {"seed", "executor", "progress"},
+    "differential": {"model", "data", "layers", "seed", "executor", "progress"},
 }
 
 
@@ -451,6 +453,10 @@ def _run_analysis(kind, params, *, spec, models, acts_list, inputs, dataset, see
         return fn(model, inputs, **base, **params)
     if kind == "lyapunov_gain":
         return fn(**base, **params)
+    if kind == "differential":
+        labels = acts_list[0].labels
+        data = inputs if labels is None else (inputs, labels)
+        return fn(models[0][1], data, **opt(layers=acts_list[0].layers), **base, **params)
     raise InvalidParameterError(f"analyses: unknown analysis {kind!r}")  # pragma: no cover
 
 
