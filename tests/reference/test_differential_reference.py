@@ -23,9 +23,11 @@ def test_linear_regression_hessian_is_2xtx_over_n():
     expected = 2 * X.T.numpy() @ X.numpy() / X.shape[0]
     H = exact_hessian(lin, "mse", (X, y), batch_size=16)          # batched: the sum over batches
     np.testing.assert_allclose(H, expected, atol=1e-12, rtol=0)
-    op = LossHessian(lin, "mse", [(X[:25], y[:25]), (X[25:], y[25:])])
     v = np.random.default_rng(0).standard_normal(5)
-    np.testing.assert_allclose(op.matvec(v), expected @ v, atol=1e-12, rtol=0)
+    for mode in ("forward", "reverse"):
+        op = LossHessian(lin, "mse", [(X[:25], y[:25]), (X[25:], y[25:])], mode=mode)
+        np.testing.assert_allclose(op.matvec(v), expected @ v, atol=1e-12, rtol=0)
+        np.testing.assert_allclose(op.dense(), expected, atol=1e-12, rtol=0)
     # reduction="sum" is n times the mean; a bias adds the column of ones
     Hs = exact_hessian(lin, "mse", (X, y), reduction="sum")
     np.testing.assert_allclose(Hs, expected * X.shape[0], atol=1e-10, rtol=0)
@@ -57,6 +59,8 @@ def test_mlp_lanczos_extremes_match_eigvalsh(mlp_problem):
     r = hessian_spectrum(net, "cross_entropy", (X, y), k=5, trace=False, density=False, eigenvectors=True)
     np.testing.assert_allclose(r.top, ev[::-1][:5], rtol=1e-8)
     np.testing.assert_allclose(r.bottom, ev[:5], rtol=1e-8)
+    rr = hessian_spectrum(net, "cross_entropy", (X, y), k=5, trace=False, density=False, hvp="reverse")
+    np.testing.assert_allclose(np.concatenate([rr.top, rr.bottom]), np.concatenate([ev[::-1][:5], ev[:5]]), rtol=1e-8)
     assert r.n_matvecs < H.shape[0]                        # converged before spanning the whole space
     assert ev[0] < 0 and np.isnan(r.condition_number)      # indefinite: no condition number
     assert r.largest_magnitude == pytest.approx(ev[np.argmax(abs(ev))], rel=1e-8)

@@ -127,6 +127,12 @@ class LossHessian:
         flat vector follows ``model.named_parameters()`` order.
     batch_size : int, optional
         Re-split the data into batches of this many rows (memory); products are summed over batches.
+    mode : {"forward", "reverse"}, default "forward"
+        ``"forward"``: forward-over-reverse (``torch.func.jvp`` of ``torch.func.grad``), nothing
+        kept between products. ``"reverse"``: the gradient's graph of every batch is built once
+        and kept, each product is one double-backward pass (Pearlmutter's trick as PyHessian runs
+        it): several times faster per product on CPU for small models, at the memory of the
+        retained graphs.
 
     Attributes
     ----------
@@ -138,7 +144,7 @@ class LossHessian:
     """
 
     def __init__(self, model, loss, data, *, reduction: str = "mean", params: Any = None,
-                 batch_size: int | None = None):
+                 batch_size: int | None = None, mode: str = "forward"):
         if not isinstance(model, torch.nn.Module):
             fail("model", "a torch.nn.Module", model)
         self.model = model
@@ -155,8 +161,10 @@ class LossHessian:
         self.n_samples = int(sum(X.shape[0] for X, _ in self.batches))
         self.scale = 1.0 / self.n_samples if self.reduction == "mean" else 1.0
         self.w0 = torch.cat([pdict[n].detach().reshape(-1) for n in self.names])
+        self.mode = check_choice("mode", mode, ("forward", "reverse"))
         self.n_matvecs = 0
         self._value = None
+        self._graphs = None
 
     # -- functional pieces ---------------------------------------------------------------------
     def _state(self, w):
@@ -209,8 +217,23 @@ class LossHessian:
                 g += gi
         return g.numpy().astype(np.float64)
 
-    def _hvp_batch(self, V, X, y):
+    def _reverse_graphs(self):
+        if self._graphs is None:
+            graphs = []
+            with self._eval():
+                for i, (X, y) in enumerate(self.batches):
+                    w = self.w0.clone().requires_grad_(True)
+                    with torch.enable_grad():
+                        (g,) = torch.autograd.grad(self._batch_loss(w, X, y), w, create_graph=True)
+                    graphs.append((w, g))
+            self._graphs = graphs
+        return self._graphs
+
+    def _hvp_batch(self, V, X, y, i=0):
         """``H_b V`` for a block ``V`` of shape (k, dim) (vmapped JVP of the gradient)."""
+        if self.mode == "reverse":
+            w, g = self._reverse_graphs()[i]
+            return torch.stack([torch.autograd.grad(g, w, grad_outputs=v, retain_graph=True)[0] for v in V])
         grad = torch.func.grad(self._batch_loss)
 
         def one(v):
@@ -233,7 +256,7 @@ class LossHessian:
         out = torch.zeros_like(VT)
         with self._eval():
             for i, (X, y) in enumerate(self.batches):
-                hv = self._hvp_batch(VT, X, y)
+                hv = self._hvp_batch(VT, X, y, i)
                 self._check(hv, i, "Hessian-vector product")
                 out += hv
         self.n_matvecs += VT.shape[0]
@@ -515,7 +538,7 @@ def hessian_spectrum(model, loss, data, *, k: int = 5, which: str = "both", meth
                      eigenvectors: bool = False, trace: bool = True, density: bool = True,
                      max_iter: int | None = None, tol: float = 1e-10, n_probes: int | None = None,
                      max_probes: int = 200, trace_rtol: float = 0.01, slq_vectors: int = 5, slq_steps: int = 60,
-                     max_exact_params: int = 5000, seed: int = 0) -> HessianSpectrum:
+                     max_exact_params: int = 5000, hvp: str = "forward", seed: int = 0) -> HessianSpectrum:
     r"""Top-k and bottom-k eigenvalues, condition number, trace and density of a loss Hessian.
 
     Parameters
@@ -539,6 +562,8 @@ def hessian_spectrum(model, loss, data, *, k: int = 5, which: str = "both", meth
         eigenvalues smoothed by the same kernel.
     max_iter, tol
         Lanczos steps and residual tolerance (see :func:`lanczos`).
+    hvp : {"forward", "reverse"}
+        How Hessian-vector products are formed (``LossHessian``'s ``mode``).
     n_probes, max_probes, trace_rtol
         Hutchinson: a fixed number of probes, or variance-based stopping at ``trace_rtol``.
     seed : int
@@ -552,7 +577,7 @@ def hessian_spectrum(model, loss, data, *, k: int = 5, which: str = "both", meth
     """
     method = check_choice("method", method, ("lanczos", "exact"))
     which = check_choice("which", which, ("both", "top", "bottom"))
-    op = LossHessian(model, loss, data, reduction=reduction, params=params, batch_size=batch_size)
+    op = LossHessian(model, loss, data, reduction=reduction, params=params, batch_size=batch_size, mode=hvp)
     k = check_int("k", k, min_value=1)
     if k > op.dim:
         fail("k", f"at most the number of parameters ({op.dim})", k)
