@@ -379,3 +379,23 @@ def test_shipped_spec_validates():
     spec = load_spec(Path(__file__).resolve().parents[2] / "pipelines" / "digits_sensitivity.toml")
     check_analysis_params(spec)
     assert spec["model"]["zoo"] == "mlp-digits" and "differential" in spec["analyses"]
+
+
+def test_token_models_attribute_to_a_layer():
+    from topo_mi.models import AttentionOnlyTransformer
+
+    m = AttentionOnlyTransformer(d_vocab=8, d_model=8, n_ctx=3, d_head=8, seed=0).double()
+    toks = torch.randint(0, 8, (5, 3), generator=torch.Generator().manual_seed(0))
+    last_logit = lambda out: out[:, -1, 2]  # noqa: E731
+    res = integrated_gradients(m, toks, target=last_logit, layer="hook_embed", steps=20, baseline=torch.zeros(3,
+                                                                                                         dtype=torch.long))
+    assert res.attributions.shape == (5, 3, 8)
+    # the path integrand is smooth (softmax attention): Gauss-Legendre converges spectrally, so 20 nodes
+    # already give completeness to rounding, while left Riemann sums err at O(1/n)
+    assert res.delta.max() < 1e-10
+    left = integrated_gradients(m, toks, target=last_logit, layer="hook_embed", steps=20, rule="riemann_left")
+    assert left.delta.max() > 1e-4
+    with pytest.raises(InvalidParameterError, match="layer: expected a module name for integer inputs"):
+        saliency(m, toks, target=last_logit)
+    with pytest.raises(InvalidParameterError, match="inputs: expected floating inputs for smoothgrad"):
+        smoothgrad(m, toks, target=last_logit, layer="hook_embed")

@@ -134,7 +134,15 @@ def _target_and_grad(model, x, target, named=None, layer_value=None, *, create_g
 def _prepare(model, inputs, layer, batch_size):
     if not isinstance(model, torch.nn.Module) and not callable(model):
         fail("model", "a torch module or a callable on a batch of inputs", model)
-    x = as_tensor(inputs, "inputs", dtype=model_dtype(model))
+    raw = inputs.detach() if isinstance(inputs, torch.Tensor) else None
+    if raw is not None and not raw.is_floating_point() and not raw.is_complex() and raw.dtype != torch.bool:
+        # token ids: no gradient at the input; attributions go to a layer (e.g. the embedding)
+        if layer is None:
+            fail("layer", "a module name for integer inputs (token ids have no gradient; attribute to a layer "
+                          "such as the embedding)", None)
+        x = raw
+    else:
+        x = as_tensor(inputs, "inputs", dtype=model_dtype(model))
     if x.ndim < 1 or x.shape[0] < 1:
         fail("inputs", "a batch of at least one sample (first axis: samples)", f"shape {tuple(x.shape)}", raw=True)
     named = None
@@ -253,6 +261,8 @@ def smoothgrad(model: Any, inputs: Any, *, target: Any = None, layer: str | None
     ``n_samples``; ``f_inputs`` is ``f`` at the clean inputs.
     """
     x, named, batch_size = _prepare(model, inputs, layer, batch_size)
+    if not x.is_floating_point():
+        fail("inputs", "floating inputs for smoothgrad (noise is added to the inputs)", f"dtype {x.dtype}", raw=True)
     n_samples = check_int("n_samples", n_samples, min_value=1)
     noise = check_float("noise", noise, min_value=0.0)
     rng = check_random_state(seed)
@@ -286,6 +296,17 @@ def _repeat_target(target, m):
 def _check_baseline(baseline, x, name="baseline"):
     if baseline is None:
         return torch.zeros_like(x)
+    if not x.is_floating_point():  # token ids: a baseline sequence of ids
+        b = as_tensor(baseline, name, floating=False)
+        if b.is_floating_point():
+            fail(name, "integer token ids for integer inputs", f"dtype {b.dtype}", raw=True)
+        b = b.to(x.dtype)
+        if tuple(b.shape) == tuple(x.shape):
+            return b
+        if tuple(b.shape) == tuple(x.shape[1:]) or b.ndim == 0:
+            return b.expand_as(x).clone()
+        fail(name, f"None, one id sequence of shape {tuple(x.shape[1:])} or one per sample {tuple(x.shape)}",
+             f"shape {tuple(b.shape)}", raw=True)
     if isinstance(baseline, (int, float)) and not isinstance(baseline, bool):
         return torch.full_like(x, float(baseline))
     b = as_tensor(baseline, name, dtype=x.dtype)
