@@ -98,7 +98,9 @@ class SensitivityResult(Result):
             sp = self.spectrum
             kappa = (f"κ = {sp.condition_number:.3g}" if np.isfinite(sp.condition_number)
                      else f"indefinite ({sp.n_negative}{'' if sp.n_negative_exact else '+'} negative eigenvalues, "
-                          f"κ over the positive part {sp.condition_number_positive:.3g})")
+                          + (f"κ over the positive part {sp.condition_number_positive:.3g})" if sp.n_negative_exact
+                             else f"κ over the positive eigenvalues found {sp.condition_number_positive:.3g}, a "
+                                  "lower bound)"))
             tr = f", trace {sp.trace.trace:.3g} ± {sp.trace.stderr:.2g}" if sp.trace is not None else ""
             parts.append(f"the loss Hessian has λmax = {sp.lambda_max:.3g}, {kappa}{tr}")
         delta = self.max_delta()

@@ -78,9 +78,13 @@ def plot_spectrum(res, ax=None, **kwargs):
         ax.set_xlabel("index (bottom-k, then top-k)")
         ax.set_ylabel("eigenvalue")
     kappa = res.condition_number
-    kp = f"κ = {kappa:.3g}" if np.isfinite(kappa) else f"indefinite ({res.n_negative} negative), κ₊ = " \
-        f"{res.condition_number_positive:.3g}"
-    ax.set_title(f"Hessian ({res.dim} parameters): λmax = {res.lambda_max:.4g}, {kp}", fontsize=9)
+    if np.isfinite(kappa):
+        kp = f"κ = {kappa:.3g}"
+    elif res.n_negative_exact:
+        kp = f"indefinite ({res.n_negative} negative), κ₊ = {res.condition_number_positive:.3g}"
+    else:  # counts and the positive part among the eigenvalues found: bounds
+        kp = f"indefinite (≥ {res.n_negative} negative), κ₊ ≥ {res.condition_number_positive:.3g}"
+    ax.set_title(f"Hessian ({res.dim} parameters): λmax = {res.lambda_max:.4g}\n{kp}", fontsize=9)
     return ax
 
 
