@@ -94,6 +94,7 @@ class HessianTrace(Result):
         ``"rademacher"`` or ``"gaussian"``.
     dim : int
     seed : int
+        The seed given (-1 when a Generator was passed).
     """
 
     trace: float
@@ -128,7 +129,9 @@ class SpectralDensity(Result):
         grid (a density of eigenvalues per unit, normalised by the dimension).
     sigma : float
         Gaussian kernel width.
-    dim, n_vectors, m, seed : int
+    dim, n_vectors, m : int
+    seed : int
+        The seed given (-1 when a Generator was passed).
     """
 
     nodes: np.ndarray

@@ -483,7 +483,8 @@ def hutchinson_trace(op, dim: int | None = None, *, n_probes: int | None = None,
     if n_probes is not None:
         converged = se <= max(rtol * abs(s.mean()), atol)
     return HessianTrace(trace=float(s.mean()), stderr=se, samples=s, n_probes=int(s.size), converged=converged,
-                        distribution=distribution, dim=dim, seed=int(seed) if seed is not None else 0)
+                        distribution=distribution, dim=dim,
+                        seed=int(seed) if isinstance(seed, (int, np.integer)) else -1)
 
 
 def spectral_density(op, dim: int | None = None, *, n_vectors: int = 10, m: int = 80, sigma: float | None = None,
@@ -521,7 +522,7 @@ def spectral_density(op, dim: int | None = None, *, n_vectors: int = 10, m: int 
         dens += (np.exp(-0.5 * z * z) * weights[i][None]).sum(1)
     dens /= n_vectors * sigma * math.sqrt(2 * math.pi)
     return SpectralDensity(nodes=nodes, weights=weights, grid=grid, density=dens, sigma=float(sigma), dim=dim,
-                           n_vectors=n_vectors, m=m, seed=int(seed))
+                           n_vectors=n_vectors, m=m, seed=int(seed) if isinstance(seed, (int, np.integer)) else -1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -577,6 +578,7 @@ def hessian_spectrum(model, loss, data, *, k: int = 5, which: str = "both", meth
     """
     method = check_choice("method", method, ("lanczos", "exact"))
     which = check_choice("which", which, ("both", "top", "bottom"))
+    seed = check_int("seed", seed, min_value=0)
     op = LossHessian(model, loss, data, reduction=reduction, params=params, batch_size=batch_size, mode=hvp)
     k = check_int("k", k, min_value=1)
     if k > op.dim:
