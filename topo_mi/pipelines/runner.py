@@ -108,6 +108,7 @@ def _analysis_function(kind: str):
         "circuits": lambda: pipelines.circuit_graph,
         "compare": lambda: pipelines.compare,
         "lyapunov_gain": lambda: _lyapunov_gain_fn(),
+        "causal": lambda: pipelines.concept_profile,
     }[kind]()
 
 
@@ -126,6 +127,7 @@ _SUPPLIED = {  # arguments the runner fills in itself
     "circuits": {"model", "data", "seed", "executor", "progress"},
     "compare": {"acts_a", "acts_b", "seed", "executor", "progress"},
     "lyapunov_gain": {"seed", "executor", "progress"},
+    "causal": {"model", "inputs", "labels", "sample_ids", "seed", "progress"},
 }
 
 
@@ -451,6 +453,10 @@ def _run_analysis(kind, params, *, spec, models, acts_list, inputs, dataset, see
         return fn(model, inputs, **base, **params)
     if kind == "lyapunov_gain":
         return fn(**base, **params)
+    if kind == "causal":
+        params.setdefault("layers", acts_list[0].layers)
+        return fn(models[0][1], inputs, labels=acts_list[0].labels, sample_ids=acts_list[0].sample_ids,
+                  **base, **params)
     raise InvalidParameterError(f"analyses: unknown analysis {kind!r}")  # pragma: no cover
 
 
