@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from topo_mi.causal import (Erase, Mean, Patch, Project, ProjectOut, Replace, Resample, Steer, Zero, cache_outputs,
+from topo_mi.causal import (Mean, Patch, Project, ProjectOut, Replace, Resample, Steer, Zero, cache_outputs,
                             intervene)
 from topo_mi.errors import InvalidParameterError, NonFiniteError, UnknownNameError
 from topo_mi.models import MLP, AttentionOnlyTransformer

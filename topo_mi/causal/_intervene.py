@@ -130,7 +130,6 @@ def intervene(model, ops, *, sample_ids=None, eval_mode: bool = True, grad: bool
     named, table = _normalise_ops(model, ops)
     handle = Intervention(table, _check_ids(sample_ids))
     fired: set[str] = set()
-    depth = [0]
 
     def edit(name, output):
         t, rebuild = _split_output(output, name)
@@ -139,19 +138,15 @@ def intervene(model, ops, *, sample_ids=None, eval_mode: bool = True, grad: bool
         handle.calls[name] += 1
         return rebuild(new)
 
-    def root_start(_):
-        if depth[0] == 0:
-            fired.clear()
-        depth[0] += 1
+    def root_start(_):  # each forward of the model starts afresh (also after one that raised)
+        fired.clear()
 
     def root_end(_, output):
-        depth[0] -= 1
-        if depth[0] == 0:
-            missing = [n for n in table if n not in fired]
-            if missing:
-                raise InvalidParameterError(
-                    f"ops: layer(s) {', '.join(map(repr, missing))} did not run in the forward pass, so their "
-                    "intervention had no effect; intervene on layers the forward reaches")
+        missing = [n for n in table if n not in fired]
+        if missing:
+            raise InvalidParameterError(
+                f"ops: layer(s) {', '.join(map(repr, missing))} did not run in the forward pass, so their "
+                "intervention had no effect; intervene on layers the forward reaches")
         return None
 
     with contextlib.ExitStack() as stack:
