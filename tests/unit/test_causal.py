@@ -221,6 +221,23 @@ def test_a_layer_the_forward_never_reaches_raises_after_the_forward():
             net(x)
     assert iv.calls["a"] == 1  # the forward ran through 'a' before the check
     assert _n_hooks(net) == n0
+    # a forward that raised half-way does not hide a missing layer from the next one
+    calls = {"n": 0}
+
+    def boom_once(t):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("first forward fails")
+        return t
+
+    with intervene(net, {"a": Replace(boom_once), "b": Zero()}):
+        with pytest.raises(RuntimeError, match="first forward fails"):
+            net(x)
+        assert torch.equal(net(x), torch.zeros(4, 2))
+    with pytest.raises(InvalidParameterError, match="'unused' did not run"):
+        with intervene(net, {"a": Replace(boom_once), "unused": Zero()}):
+            net(x)
+    assert _n_hooks(net) == n0
 
 
 class _TupleLayer(nn.Module):
