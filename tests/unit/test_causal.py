@@ -471,6 +471,7 @@ def test_concept_profile_finds_the_planted_concept(planted, tmp_path):
     assert (prof.cv_accuracy > 0.95).all()
     assert (prof.r_c_low > 0.2).all() and (prof.r_c_low > prof.perm_r_c.max(1)).all()
     np.testing.assert_allclose(prof.r_c_p_value, 1 / 6)  # no permutation reaches the observed R_c
+    np.testing.assert_allclose(prof.r_c_p_adjusted, 0.5)  # Holm over 3 layers: 3 x 1/6, stepped up
     assert (prof.counterfactual_flip >= 0.9).all()
     assert (prof.ablation_delta > 3 * prof.random_ablation_delta).all()
     # the baselines sit at chance: permuted labels and a random direction

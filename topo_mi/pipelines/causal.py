@@ -37,7 +37,8 @@ class ConceptProfile(Result):
     """A concept across layers (see :func:`concept_profile`).
 
     Per-layer arrays (one entry per layer): ``accuracy``, ``cv_accuracy`` (held-out),
-    ``r_c``, ``r_c_low``, ``r_c_high``, ``r_c_p_value`` (permutation), ``tau``, ``ablation_delta``,
+    ``r_c``, ``r_c_low``, ``r_c_high``, ``r_c_p_value`` (permutation) and ``r_c_p_adjusted`` (across
+    layers, by ``correction``), ``tau``, ``ablation_delta``,
     ``steering_delta``, ``counterfactual_delta`` (mean ΔN of the logits), ``counterfactual_flip``
     (fraction of predictions flipped), and the baselines ``perm_r_c`` (n_layers, n_permutations),
     ``perm_cv_accuracy``, ``random_flip``, ``random_ablation_delta``. ``directions``, ``ratios``,
@@ -58,6 +59,8 @@ class ConceptProfile(Result):
     r_c_low: np.ndarray
     r_c_high: np.ndarray
     r_c_p_value: np.ndarray
+    r_c_p_adjusted: np.ndarray
+    correction: str
     tau: np.ndarray
     ablation_delta: np.ndarray
     steering_delta: np.ndarray
@@ -88,7 +91,7 @@ class ConceptProfile(Result):
                 "flip_max_layer": self.layers[j], "random_flip_max": float(np.max(self.random_flip))}
 
     def table(self) -> dict:
-        cols = ["accuracy", "cv_accuracy", "r_c", "r_c_low", "r_c_high", "r_c_p_value", "tau", "ablation_delta",
+        cols = ["accuracy", "cv_accuracy", "r_c", "r_c_low", "r_c_high", "r_c_p_value", "r_c_p_adjusted", "tau", "ablation_delta",
                 "steering_delta", "counterfactual_flip", "perm_cv_accuracy", "random_flip"]
         rows = [[float(getattr(self, c)[i]) for c in cols] for i in range(len(self.layers))]
         return {"index": list(self.layers), "columns": cols, "rows": rows}
@@ -182,7 +185,7 @@ def _layer_profile(model, x, name, z, ids, *, method, alpha, n_boot, n_perm, cv,
 def concept_profile(model, inputs, *, concept: Any, layers: Any = None, labels=None, sample_ids=None,
                     positive=None, method: str = "mean_diff", alpha: float = 1.0, n_boot: int = 200,
                     n_permutations: int = 20, cv: int = 5, position: int = -1, batch_size: int = 1024,
-                    seed: int = 0, progress: bool = False) -> ConceptProfile:
+                    correction: str = "holm", seed: int = 0, progress: bool = False) -> ConceptProfile:
     """Per layer: v_c with probe accuracy, R_c with CI, τ_c, and ΔN of ablating and steering along v_c.
 
     Parameters
@@ -203,6 +206,9 @@ def concept_profile(model, inputs, *, concept: Any, layers: Any = None, labels=N
         accuracy.
     position : int, default -1
         For (batch, positions, d) layers: the position read and intervened on.
+    correction : {"holm", "bh", "bonferroni", "none"}, default "holm"
+        Multiple-comparison correction of the per-layer permutation p-values of R_c
+        (:func:`topo_mi.compare.adjust_pvalues`).
     seed : int, default 0
 
     Returns
@@ -213,10 +219,12 @@ def concept_profile(model, inputs, *, concept: Any, layers: Any = None, labels=N
 
     from topo_mi.activations import resolve_layers
     from topo_mi.causal._intervene import _as_inputs, _n_rows
+    from topo_mi.compare import adjust_pvalues
 
     if not isinstance(model, torch.nn.Module):
         fail("model", "a torch.nn.Module", type(model).__name__, raw=True)
     check_choice("method", method, ("mean_diff", "probe", "lda"))
+    check_choice("correction", correction, ("holm", "bh", "bonferroni", "none"))
     alpha = check_float("alpha", alpha)
     n_boot = check_int("n_boot", n_boot, min_value=10)
     n_permutations = check_int("n_permutations", n_permutations, min_value=0)
@@ -247,7 +255,8 @@ def concept_profile(model, inputs, *, concept: Any, layers: Any = None, labels=N
         layers=names, concept=cname, method=method, n_samples=n, n_positive=int(z.sum()), alpha=alpha,
         accuracy=arr("cd", "accuracy"), cv_accuracy=arr("cd", "cv_accuracy"),
         majority_rate=float(max(z.mean(), 1 - z.mean())), r_c=arr("rc", "r_c"), r_c_low=arr("rc", "ci_low"),
-        r_c_high=arr("rc", "ci_high"), r_c_p_value=arr("p"), tau=arr("tau", "tau"),
+        r_c_high=arr("rc", "ci_high"), r_c_p_value=arr("p"), r_c_p_adjusted=adjust_pvalues(arr("p"), correction),
+        correction=correction, tau=arr("tau", "tau"),
         ablation_delta=np.array([p["abl"].values.mean() for p in per]),
         steering_delta=np.array([p["steer"].values.mean() for p in per]),
         counterfactual_delta=np.array([p["cf"].values.mean() for p in per]),
