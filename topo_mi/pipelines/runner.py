@@ -113,6 +113,7 @@ def _analysis_function(kind: str):
         "lyapunov_gain": lambda: _lyapunov_gain_fn(),
         "guarantees": lambda: pipelines.proof_table,
         "differential": lambda: pipelines.sensitivity_profile,
+        "causal": lambda: pipelines.concept_profile,
     }[kind]()
 
 
@@ -133,6 +134,7 @@ _SUPPLIED = {  # arguments the runner fills in itself
     "lyapunov_gain": {"seed", "executor", "progress"},
     "guarantees": {"model", "seed", "progress"},
     "differential": {"model", "data", "layers", "seed", "executor", "progress"},
+    "causal": {"model", "inputs", "labels", "sample_ids", "seed", "progress"},
 }
 
 _MODEL_ONLY = {"guarantees"}  # analyses that read the model's weights, not its activations
@@ -560,6 +562,10 @@ def _run_analysis(kind, params, *, spec, models, acts_list, inputs, dataset, see
         labels = acts_list[0].labels
         data = inputs if labels is None else (inputs, labels)
         return fn(models[0][1], data, **opt(layers=acts_list[0].layers), **base, **params)
+    if kind == "causal":
+        params.setdefault("layers", acts_list[0].layers)
+        return fn(models[0][1], inputs, labels=acts_list[0].labels, sample_ids=acts_list[0].sample_ids,
+                  **base, **params)
     raise InvalidParameterError(f"analyses: unknown analysis {kind!r}")  # pragma: no cover
 
 
