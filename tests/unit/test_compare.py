@@ -302,3 +302,51 @@ def test_import_stays_light():
             "if m in sys.modules]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+# ---- confidence intervals -------------------------------------------------------------------
+def _gaussian_truth(p=4, q=4, s=1.0):
+    """x ~ N(0, I_p), y = A x + s·noise: population linear CKA and mean canonical correlation."""
+    A = np.random.default_rng(0).normal(size=(q, p)) * np.array([1.5, 1.0, 0.6, 0.3])[None, :p]
+    Sxy, Syy = A.T, A @ A.T + s**2 * np.eye(q)
+    cka_true = np.sum(Sxy**2) / np.sqrt(p * np.sum(Syy**2))  # ||Σxx||_F = sqrt(p)
+    w, V = np.linalg.eigh(Syy)
+    rho = np.linalg.svd(Sxy @ V @ np.diag(w**-0.5) @ V.T, compute_uv=False)
+    return A, s, cka_true, float(rho.mean())
+
+
+def test_jackknife_intervals_cover_the_population_value_and_contain_the_estimate():
+    A, s, cka_true, cca_true = _gaussian_truth()
+    truth = {"cka": cka_true, "cca": cca_true, "svcca": cca_true}  # svcca keeps all 4 directions here
+    hits = {m: 0 for m in truth}
+    reps, n = 200, 300
+    for r in range(reps):
+        rng = np.random.default_rng(100 + r)
+        X = rng.normal(size=(n, 4))
+        Y = X @ A.T + s * rng.normal(size=(n, 4))
+        res = compare({"x": X}, {"y": Y}, methods=tuple(truth), n_perm=0, n_boot=30, seed=r)
+        assert res.values["svcca"][0, 0] == pytest.approx(res.values["cca"][0, 0], abs=1e-12)
+        for m, t in truth.items():
+            lo, hi, v = res.ci_low[m][0, 0], res.ci_high[m][0, 0], res.values[m][0, 0]
+            assert lo <= v <= hi
+            hits[m] += lo <= t <= hi
+    for m in truth:
+        # 200 replications: the binomial standard error at 0.95 is 0.015
+        assert 0.90 <= hits[m] / reps <= 0.99, (m, hits[m] / reps)
+
+
+def test_intervals_contain_the_estimate_where_the_bootstrap_missed_it():
+    # Many features, few rows: duplicated rows push resampled CKA/CCA far above the estimate.
+    rng = np.random.default_rng(1)
+    Z = rng.normal(size=(80, 3))
+    A = {f"l{i}": Z @ rng.normal(size=(3, 30)) + 2.0 * rng.normal(size=(80, 30)) for i in range(3)}
+    B = {f"l{i}": Z @ rng.normal(size=(3, 20)) + 2.0 * rng.normal(size=(80, 20)) for i in range(3)}
+    res = compare(A, B, methods=("cka", "cca", "svcca"), n_perm=0, n_boot=40, seed=0)
+    for m in res.methods:
+        assert np.all(res.ci_low[m] <= res.values[m]) and np.all(res.values[m] <= res.ci_high[m]), m
+        assert np.all(res.ci_high[m] > res.ci_low[m])
+    # the replicates leave rows out and never repeat one
+    groups = C.jackknife_groups(10, 4, np.random.default_rng(0))
+    assert len(groups) == 4 and all(len(np.unique(g)) == len(g) for g in groups)
+    left_out = np.concatenate([np.setdiff1d(np.arange(10), g) for g in groups])
+    assert sorted(left_out.tolist()) == list(range(10))

@@ -3,7 +3,8 @@
 :func:`compare` gives, for every method, the layer x layer matrix of similarity (or distance)
 between two activation sets of the same inputs, with permutation-test p-values (the sample
 correspondence is broken by permuting the rows of the second representation), multiple-comparison
-corrected p-values, bootstrap confidence intervals (rows resampled jointly), effect sizes against
+corrected p-values, jackknife confidence intervals (delete-a-group, the same rows left out of both
+models; see :func:`topo_mi.compare.jackknife_interval` for why not the bootstrap), effect sizes against
 the permutation null, and the best-matching layer of each layer. :func:`compare_many` runs it on
 every pair of N models through an executor and summarises each pair by one number per method.
 
@@ -53,7 +54,8 @@ class ComparisonResult(Result):
         ``(value - null_mean) / null_std``, sign flipped for distances: positive means more
         similar than chance.
     ci_low, ci_high : dict method -> ndarray (La, Lb)
-        Percentile bootstrap interval at ``ci_level`` (NaN when ``n_boot`` is 0).
+        Interval at ``ci_level``: the estimate ± z · (delete-a-group jackknife standard error over
+        ``n_boot`` groups of rows); always contains the estimate (NaN when ``n_boot`` < 2).
     best_match_a : dict method -> list of str
         For each layer of the first model, the most similar layer of the second.
     best_match_b : dict method -> list of str
@@ -392,7 +394,7 @@ def _pair_worker(item: dict) -> dict:
 
 
 def _boot_worker(item: dict) -> np.ndarray:
-    """One bootstrap resample: every layer prepared once on the resampled rows, then all pairs."""
+    """One jackknife replicate: every layer prepared once on the kept rows, then all pairs."""
     from topo_mi.compare._registry import get_method
 
     method = get_method(item["method"])
@@ -442,8 +444,10 @@ def compare(acts_a, acts_b, *, methods: Sequence[str] | str = ("cka",), layers=N
         (the same permutations for all pairs and methods). 0 skips the test. A mapping sets it per
         method (missing methods get 0): RTD costs seconds per call, so give it few.
     n_boot : int or mapping method -> int, default 0
-        Bootstrap resamples (rows drawn with replacement, the same rows for both models) for
-        percentile confidence intervals.
+        Resamples for confidence intervals: a delete-a-group jackknife with ``min(n_boot, n)``
+        disjoint random groups of rows (each replicate leaves one group out of both models). Rows
+        are never drawn with replacement: duplicated rows inflate CKA/CCA/SVCCA, so bootstrap
+        intervals can exclude the estimate (:func:`topo_mi.compare.jackknife_interval`).
     correction : {"holm", "bh", "bonferroni", "none"}, default "holm"
         Correction over the La·Lb p-values of each method. Permutation p-values are at least
         1/(n_perm + 1): with many layer pairs, a family-wise correction needs many permutations.
@@ -471,7 +475,7 @@ def compare(acts_a, acts_b, *, methods: Sequence[str] | str = ("cka",), layers=N
     >>> res.best_matches("cka")                                                    # doctest: +SKIP
     """
     from topo_mi.compare._registry import get_method
-    from topo_mi.compare._stats import adjust_pvalues, percentile_interval, permutation_pvalues
+    from topo_mi.compare._stats import adjust_pvalues, jackknife_groups, jackknife_interval, permutation_pvalues
     from topo_mi.parallel import get_executor
 
     A, B = _as_side(acts_a, "acts_a"), _as_side(acts_b, "acts_b")
@@ -511,11 +515,11 @@ def compare(acts_a, acts_b, *, methods: Sequence[str] | str = ("cka",), layers=N
 
     perm_ss, boot_ss = np.random.SeedSequence(seed).spawn(2)
     max_perm = max([n_perm_[m] for m in methods if specs[m].correspondence] + [0])
-    max_boot = max(n_boot_.values())
     prng = np.random.default_rng(perm_ss)
     perms = np.stack([prng.permutation(n) for _ in range(max_perm)]) if max_perm else np.empty((0, n), np.int64)
-    boots = (np.random.default_rng(boot_ss).integers(0, n, size=(max_boot, n)) if max_boot
-             else np.empty((0, n), np.int64))
+    # Jackknife replicates: the same groups for every method with the same n_boot.
+    boots = {g: (jackknife_groups(n, g, np.random.default_rng(boot_ss)) if g >= 2 else [])
+             for g in set(n_boot_.values())}
 
     ex = get_executor(executor)
     La, Lb = len(layers_a), len(layers_b_)
@@ -526,7 +530,7 @@ def compare(acts_a, acts_b, *, methods: Sequence[str] | str = ("cka",), layers=N
         k_perm = n_perm_[m] if spec.correspondence else 0
         if not spec.correspondence and n_perm_[m]:
             notes[m] = "no permutation test: the method ignores which sample is which"
-        P, Bt = perms[:k_perm], boots[:n_boot_[m]]
+        P, Bt = perms[:k_perm], boots[n_boot_[m]]
         if spec.engine == "cka":
             out = ex.map(_cka_worker, [{"As": As, "Bs": Bs, "options": opts, "perms": P, "boots": Bt,
                                         "names_a": layers_a, "names_b": layers_b_}],
@@ -546,7 +550,7 @@ def compare(acts_a, acts_b, *, methods: Sequence[str] | str = ("cka",), layers=N
         boot = None
         if len(Bt):
             boot = np.stack(ex.map(_boot_worker, [{"method": m, "options": opts, "rows": rows, "As": As, "Bs": Bs}
-                                                  for rows in Bt], desc=f"bootstrap {m}", progress=progress))
+                                                  for rows in Bt], desc=f"jackknife {m}", progress=progress))
         raw[m] = {"values": vals, "null": null, "boot": boot}
 
     fields: dict[str, dict] = {k: {} for k in ("values", "p_values", "p_adjusted", "significant", "null_mean",
@@ -572,7 +576,7 @@ def compare(acts_a, acts_b, *, methods: Sequence[str] | str = ("cka",), layers=N
         fields["significant"][m] = np.nan_to_num(padj, nan=1.0) < alpha
         fields["null_mean"][m], fields["null_std"][m], fields["effect_size"][m] = mu, sd, eff
         if boot is not None:
-            lo, hi_ = percentile_interval(boot, level=ci_level)
+            lo, hi_ = jackknife_interval(vals, boot, level=ci_level)
         else:
             lo, hi_ = nan.copy(), nan.copy()
         fields["ci_low"][m], fields["ci_high"][m] = lo, hi_
