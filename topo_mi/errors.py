@@ -53,7 +53,13 @@ class SpecError(InvalidParameterError):
         super().__init__("invalid pipeline spec:\n" + "\n".join(lines))
 
 
+class TopoMIWarning(UserWarning):
+    """A result is valid but likely not what was wanted (the message names the call and the layer).
+
+    Silence them with ``warnings.simplefilter("ignore", TopoMIWarning)`` (``topo-mi -q`` does)."""
+
+
 __all__ = [
-    "TopoMIError", "InvalidParameterError", "NonFiniteError", "UnknownNameError",
+    "TopoMIWarning", "TopoMIError", "InvalidParameterError", "NonFiniteError", "UnknownNameError",
     "ResourceError", "StoreMismatchError", "DependencyError", "DivergenceError", "SpecError",
 ]

@@ -350,3 +350,40 @@ def test_intervals_contain_the_estimate_where_the_bootstrap_missed_it():
     assert len(groups) == 4 and all(len(np.unique(g)) == len(g) for g in groups)
     left_out = np.concatenate([np.setdiff1d(np.arange(10), g) for g in groups])
     assert sorted(left_out.tolist()) == list(range(10))
+
+
+# ---- significance is reachable --------------------------------------------------------------
+def _related_layers(n=80, L=7, seed=0):
+    rng = np.random.default_rng(seed)
+    Z = rng.normal(size=(n, 3))
+    return {f"h{i}": np.tanh(Z @ rng.normal(size=(3, 12))) + 0.2 * rng.normal(size=(n, 12)) for i in range(L)}
+
+
+def test_within_model_matrix_skips_the_diagonal_and_default_n_perm_passes_holm():
+    acts = _related_layers()
+    res = compare(acts, methods=("cka",), seed=0)  # one model: layer x layer
+    m = 7 * 7 - 7
+    assert res.n_perm["cka"] == max(1000, int(np.ceil(2 * m / 0.05)))
+    assert np.all(np.isnan(np.diag(res.p_values["cka"]))) and not np.any(np.diag(res.significant["cka"]))
+    off = ~np.eye(7, dtype=bool)
+    assert np.all(res.p_values["cka"][off] == 1 / (res.n_perm["cka"] + 1))
+    # Holm over the 42 off-diagonal pairs (not 49): every related pair passes
+    np.testing.assert_allclose(res.p_adjusted["cka"][off], 42 / (res.n_perm["cka"] + 1))
+    assert res.significant["cka"][off].all()
+    assert "diagonal" in res.notes["cka"]
+    same = compare(acts, acts, methods=("cka",), n_perm=50, correction="none", seed=0)
+    assert np.all(np.isnan(np.diag(same.p_values["cka"])))
+
+
+def test_too_few_permutations_for_the_correction_warn():
+    from topo_mi.errors import TopoMIWarning
+
+    acts = _related_layers(L=7)
+    with pytest.warns(TopoMIWarning, match=r"no layer pair can be significant.*n_perm >= 1680"):
+        res = compare(acts, methods=("cka",), n_perm=200, seed=0)
+    assert not res.significant["cka"].any()  # the warning was right
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TopoMIWarning)
+        compare(acts, methods=("cka",), n_perm=200, correction="bh", seed=0)  # BH can pass

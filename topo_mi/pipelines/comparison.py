@@ -418,8 +418,23 @@ def _layer_arrays(side: _Side, layers: list[str], idx: np.ndarray, name: str) ->
     return out
 
 
-def compare(acts_a, acts_b, *, methods: Sequence[str] | str = ("cka",), layers=None, layers_b=None,
-            n_perm: int | Mapping[str, int] = 200, n_boot: int | Mapping[str, int] = 0,
+def _auto_n_perm(n_tests: int, alpha: float, correction: str) -> int:
+    """Enough permutations for the correction: the smallest p-value, 1/(n_perm + 1), times the
+    number of tests is at most alpha / 2 (at least 1000)."""
+    m = n_tests if correction != "none" else 1
+    return max(1000, int(np.ceil(2.0 * m / alpha)))
+
+
+def _reachable(n_perm: int, n_tests: int, alpha: float, correction: str) -> bool:
+    """Whether the smallest attainable corrected p-value is below alpha."""
+    p_min = 1.0 / (n_perm + 1)
+    if correction in ("holm", "bonferroni"):
+        return n_tests * p_min < alpha
+    return p_min < alpha  # bh (all pairs at the minimum) and none
+
+
+def compare(acts_a, acts_b=None, *, methods: Sequence[str] | str = ("cka",), layers=None, layers_b=None,
+            n_perm: int | Mapping[str, int] | None = None, n_boot: int | Mapping[str, int] = 0,
             correction: str = "holm", alpha: float = 0.05, ci_level: float = 0.95, seed: int | None = 0,
             align: bool = False, method_options: Mapping[str, Mapping] | None = None,
             names: tuple[str, str] = ("a", "b"), executor: Any = None,
@@ -430,6 +445,9 @@ def compare(acts_a, acts_b, *, methods: Sequence[str] | str = ("cka",), layers=N
     ----------
     acts_a, acts_b : Activations or mapping of str to array (n_samples, n_features)
         Samples are matched by ``sample_ids``; a plain mapping's rows are identified by position.
+        ``acts_b`` None (or the same object as ``acts_a``) compares a model's layers with each
+        other: the trivial diagonal (a layer with itself) gets no test and is left out of the
+        correction.
     methods : str or sequence of str, default ("cka",)
         Names from :data:`topo_mi.compare.METHODS`: ``"cka"``, ``"cka_debiased"``, ``"cka_rbf"``,
         ``"cca"``, ``"cca_r2"``, ``"svcca"``, ``"pwcca"``, ``"procrustes"``, ``"rsa"``, ``"knn"``,
@@ -439,10 +457,13 @@ def compare(acts_a, acts_b, *, methods: Sequence[str] | str = ("cka",), layers=N
         is None and ``layers`` is given.
     layers_b : sequence of str, optional
         Layers of ``acts_b`` (default: ``layers`` if given, else all).
-    n_perm : int or mapping method -> int, default 200
+    n_perm : int or mapping method -> int, optional
         Permutations of the samples of b for the one-sided permutation test of every layer pair
         (the same permutations for all pairs and methods). 0 skips the test. A mapping sets it per
-        method (missing methods get 0): RTD costs seconds per call, so give it few.
+        method (missing methods get 0): RTD costs seconds per call, so give it few. Default:
+        enough for the correction, ``max(1000, ceil(2 m / alpha))`` for ``m`` tested pairs, so the
+        smallest corrected p-value can pass alpha. A given value too small for that warns
+        (:class:`~topo_mi.errors.TopoMIWarning`).
     n_boot : int or mapping method -> int, default 0
         Resamples for confidence intervals: a delete-a-group jackknife with ``min(n_boot, n)``
         disjoint random groups of rows (each replicate leaves one group out of both models). Rows
@@ -478,7 +499,9 @@ def compare(acts_a, acts_b, *, methods: Sequence[str] | str = ("cka",), layers=N
     from topo_mi.compare._stats import adjust_pvalues, jackknife_groups, jackknife_interval, permutation_pvalues
     from topo_mi.parallel import get_executor
 
-    A, B = _as_side(acts_a, "acts_a"), _as_side(acts_b, "acts_b")
+    within = acts_b is None or acts_b is acts_a
+    A = _as_side(acts_a, "acts_a")
+    B = A if within else _as_side(acts_b, "acts_b")
     if isinstance(methods, str):
         methods = [methods]
     methods = list(methods)
@@ -494,10 +517,28 @@ def compare(acts_a, acts_b, *, methods: Sequence[str] | str = ("cka",), layers=N
     options = {m: specs[m].options(method_options.get(m)) for m in methods}
     layers_a = _select_layers(A, layers, "acts_a")
     layers_b_ = _select_layers(B, layers_b if layers_b is not None else layers, "acts_b")
-    n_perm_ = _per_method_int(n_perm, methods, "n_perm")
     n_boot_ = _per_method_int(n_boot, methods, "n_boot")
     check_choice("correction", correction, ("holm", "bh", "bonferroni", "none"))
     alpha = check_float("alpha", alpha, min_value=0.0, max_value=1.0, min_inclusive=False)
+    trivial = np.array([[within and a == b for b in layers_b_] for a in layers_a], dtype=bool)
+    n_tests = int(trivial.size - trivial.sum())
+    if n_perm is None:
+        n_perm_ = {m: _auto_n_perm(n_tests, alpha, correction) for m in methods}
+    else:
+        n_perm_ = _per_method_int(n_perm, methods, "n_perm")
+        for m in methods:
+            if n_perm_[m] and specs[m].correspondence and n_tests and not _reachable(n_perm_[m], n_tests, alpha,
+                                                                                      correction):
+                import warnings
+
+                from topo_mi.errors import TopoMIWarning
+
+                warnings.warn(
+                    f"compare ({m}): no layer pair can be significant: with n_perm = {n_perm_[m]} the smallest "
+                    f"p-value is 1/{n_perm_[m] + 1}, and {correction} over {n_tests} pairs needs it below "
+                    f"{alpha / (n_tests if correction in ('holm', 'bonferroni') else 1):.2g}; use n_perm >= "
+                    f"{_auto_n_perm(n_tests, alpha, correction)} (the default) or correction='bh'",
+                    TopoMIWarning, stacklevel=2)
     ci_level = check_float("ci_level", ci_level, min_value=0.0, max_value=1.0, min_inclusive=False,
                            max_inclusive=False)
     if not isinstance(align, bool):
@@ -553,6 +594,10 @@ def compare(acts_a, acts_b, *, methods: Sequence[str] | str = ("cka",), layers=N
                                                   for rows in Bt], desc=f"jackknife {m}", progress=progress))
         raw[m] = {"values": vals, "null": null, "boot": boot}
 
+    if trivial.any():
+        for m in methods:
+            if n_perm_[m] and specs[m].correspondence:
+                notes[m] = "; ".join(filter(None, [notes.get(m), "diagonal (a layer with itself) not tested"]))
     fields: dict[str, dict] = {k: {} for k in ("values", "p_values", "p_adjusted", "significant", "null_mean",
                                                "null_std", "effect_size", "ci_low", "ci_high",
                                                "best_match_a", "best_match_b", "higher_is_similar")}
@@ -565,6 +610,7 @@ def compare(acts_a, acts_b, *, methods: Sequence[str] | str = ("cka",), layers=N
         fields["higher_is_similar"][m] = hi
         if null is not None:
             p = permutation_pvalues(vals, null, higher_is_similar=hi)
+            p[trivial] = np.nan  # a layer with itself: nothing to test
             mu, sd = null.mean(axis=0), null.std(axis=0, ddof=1) if len(null) > 1 else nan.copy()
             with np.errstate(divide="ignore", invalid="ignore"):
                 eff = (vals - mu) / sd * (1.0 if hi else -1.0)
