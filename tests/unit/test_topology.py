@@ -340,7 +340,7 @@ def layers(circle):
 
 
 def test_betti_profile(layers):
-    prof = betti_profile(layers, max_dim=1, seed=0)
+    prof = betti_profile(layers, max_dim=1, scale_rule="first_layer", seed=0)
     assert isinstance(prof, BettiProfile)
     assert prof.layers == ["input", "hidden", "squash"]
     assert prof.betti_curves.shape == (3, 2, len(prof.grid)) and prof.grid[0] == 0
@@ -355,6 +355,31 @@ def test_betti_profile(layers):
     assert "betti[input]" in prof.summary()
     M = prof.distance_matrix()
     assert M.shape == (3, 3)
+
+
+def test_betti_scale_rules_follow_each_layer(circle):
+    from topo_mi.errors import TopoMIWarning
+
+    # the same circle at two distance scales, like two layers of a network
+    two = {"small": circle, "big": 50.0 * circle}
+    with pytest.warns(TopoMIWarning, match=r"most points are isolated.*big \(β0 = 1\d\d of 120"):
+        first = betti_profile(two, scale_rule="first_layer", seed=0)
+    assert first.betti_numbers[1, 0] > 60 and first.scale == first.scales[1]
+    prof = betti_profile(two, seed=0)  # default: each layer at a quantile of its own distances
+    assert "0.2 quantile" in prof.params["scale_rule"] and np.isnan(prof.scale)
+    np.testing.assert_allclose(prof.scales[1], 50.0 * prof.scales[0], rtol=1e-12)
+    assert prof.betti_numbers.tolist() == [[1, 1], [1, 1]]
+    from scipy.spatial.distance import pdist
+
+    assert prof.scales[0] == pytest.approx(np.quantile(pdist(circle), 0.2))
+    per = betti_profile(two, scale_rule="per_layer", seed=0)
+    assert per.betti_numbers.tolist() == [[1, 1], [1, 1]]
+    np.testing.assert_allclose(per.scales[1], 50.0 * per.scales[0], rtol=1e-9)
+    assert prof.summary()["scale_rule"] == prof.params["scale_rule"]
+    with pytest.raises(InvalidParameterError, match="scale_rule"):
+        betti_profile(two, scale_rule="hops")
+    with pytest.raises(UnknownNameError, match="scale_rule"):
+        betti_profile(two, scale_rule="median")
 
 
 def test_betti_profile_grid_scale_and_class(layers):
