@@ -59,7 +59,12 @@ class TopoMIWarning(UserWarning):
     Silence them with ``warnings.simplefilter("ignore", TopoMIWarning)`` (``topo-mi -q`` does)."""
 
 
+class CostWarning(TopoMIWarning):
+    """A computation is estimated to take long or much memory (the message gives the estimate and
+    cheaper options)."""
+
+
 __all__ = [
-    "TopoMIWarning", "TopoMIError", "InvalidParameterError", "NonFiniteError", "UnknownNameError",
+    "TopoMIWarning", "CostWarning", "TopoMIError", "InvalidParameterError", "NonFiniteError", "UnknownNameError",
     "ResourceError", "StoreMismatchError", "DependencyError", "DivergenceError", "SpecError",
 ]

@@ -1,6 +1,7 @@
 """topo_mi.topology and topo_mi.pipelines.betti_profile: API, errors, save/load, plots."""
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 
@@ -464,3 +465,38 @@ def test_float32_backends_are_mapped_back_to_exact_distances():
     snapped = bk.canonical_diagrams(bk.snap_to_distances(raw, D), 1)
     for a, b in zip(exact, snapped):
         np.testing.assert_array_equal(a, b)
+
+
+# -- cost warnings and progress -------------------------------------------------------------------------
+def test_expensive_persistence_warns_before_running_with_the_cheaper_options():
+    import warnings
+
+    from topo_mi.errors import CostWarning
+    from topo_mi.topology import _resources as rs
+
+    X = np.random.default_rng(0).normal(size=(3000, 10))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CostWarning)  # raised before the reduction starts: cheap
+        with pytest.raises(CostWarning, match=r"persistence of layer 'x': 3000 points.*estimated .* to .* min"
+                                              r".*n_landmarks=500.*threshold=.*max_dim=0"):
+            persistence(X, max_dim=1, label="layer 'x'")
+    # the estimate is the coface count times the measured cost range
+    D = np.sqrt(((X[:300, None] - X[None, :300]) ** 2).sum(-1))
+    fast, slow, cof = rs.estimate_seconds(D, 1, np.inf)
+    assert cof == rs.estimate_simplices(D, 2, np.inf)[0][2] and fast < slow
+    assert rs.estimate_seconds(D, 0, np.inf) == (0.0, 0.0, 0.0)
+    with warnings.catch_warnings():  # a small cloud, and H0 by single linkage, do not warn
+        warnings.simplefilter("error", CostWarning)
+        persistence(X[:200], max_dim=1)
+        persistence(X, max_dim=0)
+
+
+def test_betti_profile_progress_lines_name_the_layer_with_elapsed_time(layers, capsys):
+    betti_profile(layers, n_landmarks=30, n_boot=1, seed=0, progress=True)
+    err = capsys.readouterr().err
+    assert re.search(r"betti_profile: layer 'input' \(1/3\) done in \d+\.\d s \(\d+\.\d s elapsed\)", err)
+    assert "layer 'squash' (3/3)" in err and "resample 1/1" in err
+    betti_profile(layers, n_landmarks=30, seed=0, progress=False)
+    assert capsys.readouterr().err == ""
+    with pytest.raises(InvalidParameterError, match="progress"):
+        betti_profile(layers, progress="yes")

@@ -98,13 +98,41 @@ class BettiProfile(Result):
         return fn(self, ax=ax, **kwargs)
 
 
+# Progress lines appear by default once a call has run this long (seconds).
+PROGRESS_AFTER_S = 3.0
+
+
 def _persistence_task(item: dict) -> PersistenceResult:
-    """One layer (or one bootstrap resample of it): module level, so process pools can run it."""
+    """One layer (or one bootstrap resample of it): module level, so process pools can run it.
+
+    ``item["report"]`` (optional): ``{"label", "t0", "mode"}`` prints a progress line with the
+    elapsed time when done (``mode`` True: always; None: once the call has run a few seconds)."""
+    import time
+
     X = item["X"]
     rows = item.get("rows")
     if rows is not None:
         X = np.asarray(X)[rows]
-    return persistence(X, **item["kwargs"])
+    t = time.perf_counter()
+    if item.get("quiet_cost"):  # a resample: the layer's own run has already warned
+        import warnings
+
+        from topo_mi.errors import CostWarning
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CostWarning)
+            res = persistence(X, **item["kwargs"])
+    else:
+        res = persistence(X, **item["kwargs"])
+    report = item.get("report")
+    if report is not None:
+        total = time.time() - report["t0"]
+        if report["mode"] is True or total > PROGRESS_AFTER_S:
+            import sys
+
+            print(f"betti_profile: {report['label']} done in {time.perf_counter() - t:.1f} s "
+                  f"({total:.1f} s elapsed)", file=sys.stderr, flush=True)
+    return res
 
 
 def _layer_names(acts) -> list[str]:
@@ -280,7 +308,19 @@ def betti_profile(acts, *, layers=None, max_dim: int = 1, metric: str = "euclide
     else:  # independent streams for the main run and the resamples, both fixed by ``seed``
         main_seed, boot_root = (int(c.generate_state(1)[0] & 0x7FFFFFFF)
                                 for c in np.random.SeedSequence(seed).spawn(2))
-    items = [{"X": acts[name], "rows": rows, "kwargs": {**kwargs, "seed": main_seed}} for name in layers]
+    if progress is not None and not isinstance(progress, bool):
+        fail("progress", "True, False or None", progress)
+    import time
+
+    t_start = time.time()
+    L = len(layers)
+
+    def report(label):
+        return None if progress is False else {"label": label, "t0": t_start, "mode": progress}
+
+    items = [{"X": acts[name], "rows": rows, "report": report(f"layer {name!r} ({i + 1}/{L})"),
+              "kwargs": {**kwargs, "seed": main_seed, "label": f"layer {name!r}"}}
+             for i, name in enumerate(layers)]
     boot_rng = np.random.default_rng(boot_root)
     m = max(2, int(round(boot_fraction * n_used)))
     if n_landmarks is not None and m < n_landmarks:
@@ -290,9 +330,10 @@ def betti_profile(acts, *, layers=None, max_dim: int = 1, metric: str = "euclide
         pick = np.sort(boot_rng.choice(n_used, size=m, replace=False))
         sub = pick if rows is None else rows[pick]
         s_b = int(boot_rng.integers(0, 2**31 - 1))
-        items += [{"X": acts[name], "rows": sub, "kwargs": {**kwargs, "seed": s_b}} for name in layers]
-    out = get_executor(executor).map(_persistence_task, items, desc="betti_profile")
-    L = len(layers)
+        items += [{"X": acts[name], "rows": sub, "kwargs": {**kwargs, "seed": s_b}, "quiet_cost": True,
+                   "report": report(f"resample {b + 1}/{n_boot}") if i == L - 1 else None}
+                  for i, name in enumerate(layers)]
+    out = get_executor(executor).map(_persistence_task, items, desc="betti_profile", progress=False)
     results, boot = out[:L], out[L:]
 
     # -- shared grid and scale ---------------------------------------------------------------------
