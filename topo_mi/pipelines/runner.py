@@ -155,6 +155,20 @@ def check_analysis_params(spec: dict) -> None:
         raise SpecError(problems)
 
 
+def check_spec(spec: dict) -> None:
+    """Every problem found before running (analysis parameters, names, types), at once."""
+    from topo_mi.pipelines._checks import spec_problems
+
+    problems = []
+    try:
+        check_analysis_params(spec)
+    except SpecError as exc:
+        problems += exc.problems
+    problems += spec_problems(spec, _analysis_function)
+    if problems:
+        raise SpecError(problems)
+
+
 # ---------------------------------------------------------------------------------------------
 class _Steps:
     def __init__(self, progress: bool):
@@ -341,7 +355,7 @@ def run(spec_or_path: Any, *, out=None, executor=None, force: bool = False, seed
     if seed is not None:
         spec["seed"] = int(seed)
     seed = spec["seed"]
-    check_analysis_params(spec)
+    check_spec(spec)
     out = Path(out or spec.get("out") or Path("runs") / spec["name"])
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         raise InvalidParameterError(f"out: {str(out)!r} exists and is not empty; pass --force (force=True) "
@@ -470,4 +484,4 @@ def read_results(run_dir) -> dict:
     return read_json(p)
 
 
-__all__ = ["run", "RunResult", "RunStepError", "DEMO_SPEC", "check_analysis_params", "read_results"]
+__all__ = ["run", "RunResult", "RunStepError", "DEMO_SPEC", "check_analysis_params", "check_spec", "read_results"]
