@@ -387,3 +387,13 @@ def test_too_few_permutations_for_the_correction_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error", TopoMIWarning)
         compare(acts, methods=("cka",), n_perm=200, correction="bh", seed=0)  # BH can pass
+
+
+def test_to_frame_and_report_section_of_a_comparison():
+    A, B = _data()
+    res = compare(A, B, methods=("cka",), n_perm=0, seed=0)
+    sec = res.report_section()
+    assert set(sec) == {"headline", "table", "caption"}
+    frame = res.to_frame()
+    assert list(frame.index) == sec["table"]["index"] and frame.shape == (len(sec["table"]["index"]),
+                                                                          len(sec["table"]["columns"]))

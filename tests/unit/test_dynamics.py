@@ -440,8 +440,13 @@ def test_stability_profile_feedforward_and_residual():
     x = torch.randn(25, 2, generator=_gen())
     res = stability_profile(MLPStandIn(2, [6, 6, 6], 2), x)
     assert isinstance(res, StabilityResult) and res.kind == "feedforward" and res.spectrum is None
-    assert res.layers == ["act1", "act2", "act3"] and res.ftle.exponents.shape == (25, 6)
-    assert res.residual_fit is None and res.summary()["depth"] == 2
+    # by default every map from the input to the output is measured
+    assert res.layers == ["input", "act1", "act2", "act3", "out"] and res.ftle.exponents.shape == (25, 2)
+    assert res.residual_fit is None and res.summary()["depth"] == 4
+    hidden = stability_profile(MLPStandIn(2, [6, 6, 6], 2), x, layers=["act1", "act2", "act3"])
+    assert hidden.ftle.exponents.shape == (25, 6) and hidden.summary()["depth"] == 2
+    one = stability_profile(MLPStandIn(2, [6], 2), x)  # one hidden layer: two maps, not one point
+    assert one.layers == ["input", "act1", "out"] and one.summary()["depth"] == 2
     rres = stability_profile(ResidualStandIn(2, 5, 3, 2, dt=0.2), x, k=2)
     assert rres.residual_fit is not None and rres.ftle.method == "randomized"
     assert "euler_error_mean" in rres.summary()

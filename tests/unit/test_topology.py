@@ -500,3 +500,23 @@ def test_betti_profile_progress_lines_name_the_layer_with_elapsed_time(layers, c
     assert capsys.readouterr().err == ""
     with pytest.raises(InvalidParameterError, match="progress"):
         betti_profile(layers, progress="yes")
+
+
+def test_profile_plots_reach_diagrams_and_barcodes_and_the_table(layers):
+    import matplotlib.axes
+
+    from topo_mi._results import Result
+
+    prof = betti_profile(layers, n_landmarks=30, seed=0, progress=False)
+    for kind in ("depth", "curves", "distances", "diagram", "barcode"):
+        assert isinstance(prof.plot(kind=kind), matplotlib.axes.Axes), kind
+    ax = prof.plot(kind="barcode", layer="hidden")
+    assert isinstance(ax, matplotlib.axes.Axes)
+    with pytest.raises(InvalidParameterError, match="layer"):
+        prof.plot(kind="depth", layer="hidden")
+    frame = prof.to_frame()
+    assert list(frame.index) == prof.layers
+    assert frame.loc["input", "betti"] == ", ".join(str(v) for v in prof.betti_numbers[0])
+    # the default section from summary(): metric[layer] keys become layers x metrics
+    sec = Result.report_section(prof)
+    assert sec["table"]["index"] == prof.layers and "complexity" in sec["table"]["columns"]

@@ -438,7 +438,7 @@ def compare(acts_a, acts_b=None, *, methods: Sequence[str] | str = ("cka",), lay
             correction: str = "holm", alpha: float = 0.05, ci_level: float = 0.95, seed: int | None = 0,
             align: bool = False, method_options: Mapping[str, Mapping] | None = None,
             names: tuple[str, str] = ("a", "b"), executor: Any = None,
-            progress: bool = False) -> ComparisonResult:
+            progress: bool = True) -> ComparisonResult:
     """Layer x layer comparison of two activation sets of the same inputs, with statistics.
 
     Parameters
@@ -484,7 +484,8 @@ def compare(acts_a, acts_b=None, *, methods: Sequence[str] | str = ("cka",), lay
     names : (str, str), default ("a", "b")
     executor : None, "serial", "process", "dask" or an Executor
         Runs the independent (method, layer pair) tasks.
-    progress : bool, default False
+    progress : bool, default True
+        A progress bar per method (shown on a terminal only); False: none.
 
     Returns
     -------

@@ -67,6 +67,20 @@ class StabilityResult(Result):
         return out
 
 
+def default_states(model) -> list[str] | None:
+    """Input, hidden states and output of a chain model (None: not a chain of named modules)."""
+    from topo_mi.dynamics.jacobians import _chain
+
+    chain = _chain(model)
+    if chain is None:
+        return None
+    names = [n for n, _ in chain]
+    hidden = [h for h in (getattr(model, "hidden_names", None) or []) if h in names]
+    if hidden and names[-1] not in hidden:
+        return ["input", *hidden, names[-1]]
+    return ["input", *names]
+
+
 def _is_recurrent(model) -> bool:
     return callable(getattr(model, "step", None)) and isinstance(getattr(model, "hidden_dim", None), int)
 
@@ -106,7 +120,9 @@ def stability_profile(model: Any, inputs: Any = None, *, layers: Sequence | None
         the first ``transient`` steps are discarded and the rest measured.
     layers : sequence, optional
         Feed-forward only (ignored for recurrent models): the states, as in
-        :func:`topo_mi.dynamics.layer_jacobians`.
+        :func:`topo_mi.dynamics.layer_jacobians`. Default: from the input to the output, through
+        every hidden state (``["input", *model.hidden_names, "out"]`` for ``topo_mi.models.MLP``;
+        ``["input", *children]`` for other chains), so every map of the network is measured.
     k : int, optional
         Feed-forward: ``None`` computes every singular value (Jacobians formed chunk by chunk);
         an integer only the top ``k`` by JVPs/VJPs. Recurrent: number of exponents (default
@@ -163,6 +179,8 @@ def stability_profile(model: Any, inputs: Any = None, *, layers: Sequence | None
                                spectrum=spec, n_inputs=n_in, seed=seed)
     if inputs is None:
         fail("inputs", "a batch of inputs for a feed-forward model", None)
+    if layers is None:
+        layers = default_states(model)
     ftle = finite_time_lyapunov(model, inputs, layers=layers, k=k, n_iter=n_iter, seed=seed, executor=executor,
                                 progress=progress)
     fit = residual_ode_fit(model, inputs) if _is_residual(model) else None

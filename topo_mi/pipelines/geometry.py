@@ -149,6 +149,21 @@ class GeometryProfile(Result):
             out[f"id[{r.layer}]"] = r.intrinsic_dimension.value
         return out
 
+    def plot(self, ax=None, *, kind: str = "id", layer: str | None = None, **kwargs):
+        """``kind``: ``"id"`` (intrinsic dimension across depth, default), ``"spectra"`` (the
+        singular value spectra of every layer) or one layer's ``"embedding"`` (``layer=``, default
+        the last). Returns the Axes; :meth:`plot_panel` draws all of them as one Figure."""
+        from topo_mi._validation import check_choice
+        from topo_mi.plotting import geometry as gp
+
+        kind = check_choice("kind", kind, ("id", "spectra", "embedding"))
+        if kind == "embedding":
+            return gp.plot_layer(self[self.layers[-1] if layer is None else layer], ax=ax, labels=self.labels,
+                                 **kwargs)
+        if layer is not None:
+            fail("layer", "None unless kind='embedding'", layer)
+        return (gp.plot_id_profile if kind == "id" else gp.plot_spectra)(self, ax=ax, **kwargs)
+
     def plot_panel(self, **kwargs):
         """The per-layer panel (spectra, ID across depth, one embedding per layer); a Figure."""
         from topo_mi.plotting.geometry import plot_panel

@@ -122,7 +122,7 @@ RUNNER_KEYS = {"subsample"}  # handled by the runner: a seeded random subsample 
 _SUPPLIED = {  # arguments the runner fills in itself
     "topology": {"acts", "seed", "executor", "progress"},
     "geometry": {"acts", "seed", "executor", "progress"},
-    "dynamics": {"model", "inputs", "layers", "seed", "executor", "progress"},
+    "dynamics": {"model", "inputs", "seed", "executor", "progress"},
     "circuits": {"model", "data", "seed", "executor", "progress"},
     "compare": {"acts_a", "acts_b", "seed", "executor", "progress"},
     "lyapunov_gain": {"seed", "executor", "progress"},
@@ -396,7 +396,7 @@ def run(spec_or_path: Any, *, out=None, executor=None, force: bool = False, seed
         for kind, params in spec["analyses"].items():
             with steps(kind):
                 res = _run_analysis(kind, params, spec=spec, models=models, acts_list=acts_list, inputs=inputs,
-                                    dataset=dataset, seed=seed, executor=executor)
+                                    dataset=dataset, seed=seed, executor=executor, progress=progress)
                 results["analyses"][kind] = _jsonable(res.summary())
                 res.save(tmp / "analyses" / kind)
                 try:
@@ -428,7 +428,7 @@ def run(spec_or_path: Any, *, out=None, executor=None, force: bool = False, seed
     return RunResult(out_dir=str(out), name=spec["name"], results=results, timings=steps.timings)
 
 
-def _run_analysis(kind, params, *, spec, models, acts_list, inputs, dataset, seed, executor):
+def _run_analysis(kind, params, *, spec, models, acts_list, inputs, dataset, seed, executor, progress=False):
     fn = _analysis_function(kind)
     sig = inspect.signature(fn).parameters
     var_kw = any(p.kind is p.VAR_KEYWORD for p in sig.values())
@@ -437,7 +437,8 @@ def _run_analysis(kind, params, *, spec, models, acts_list, inputs, dataset, see
         # Named parameters are passed when the function declares them; through **kwargs only the seed.
         return {k: v for k, v in kw.items() if k in sig or (var_kw and k == "seed")}
 
-    base = opt(seed=seed, executor=executor, progress=False)
+    # progress of each analysis follows the run's (-q turns both off)
+    base = opt(seed=seed, executor=executor, progress=None if progress and kind == "topology" else bool(progress))
     params = dict(params)
     n_sub = params.pop("subsample", None)
     if n_sub is not None and acts_list and acts_list[0].n_samples > n_sub:
@@ -456,10 +457,9 @@ def _run_analysis(kind, params, *, spec, models, acts_list, inputs, dataset, see
             kw = {k: v for k, v in base.items() if k in many}
             return compare_many(acts_list, **kw, **params)
         return fn(acts_list[0], acts_list[0], **base, **params)
-    if kind == "dynamics":
+    if kind == "dynamics":  # default states: input -> output (analyses.dynamics.layers to choose)
         model = models[0][1]
-        layers = acts_list[0].layers
-        return fn(model, inputs, **opt(layers=layers), **base, **params)
+        return fn(model, inputs, **base, **params)
     if kind == "circuits":
         model = models[0][1]
         return fn(model, inputs, **base, **params)

@@ -86,13 +86,18 @@ class BettiProfile(Result):
 
         return distance_matrix(self.results, metric=metric, dim=dim, p=p, executor=executor)
 
-    def plot(self, ax=None, *, kind: str = "depth", **kwargs):
+    def plot(self, ax=None, *, kind: str = "depth", layer: str | None = None, **kwargs):
         """``kind``: ``"depth"`` (Betti numbers across depth with bands, default), ``"curves"``
-        (β_dim(ε) heatmap, ``dim=``) or ``"distances"`` (layer × layer heatmap, ``metric=``)."""
+        (β_dim(ε) heatmap, ``dim=``), ``"distances"`` (layer × layer heatmap, ``metric=``), or
+        one layer's ``"diagram"`` / ``"barcode"`` (``layer=``, default the first). Returns the Axes."""
         from topo_mi._validation import check_choice
         from topo_mi.plotting import topology as tp
 
-        kind = check_choice("kind", kind, ("depth", "curves", "distances"))
+        kind = check_choice("kind", kind, ("depth", "curves", "distances", "diagram", "barcode"))
+        if kind in ("diagram", "barcode"):
+            return self[self.layers[0] if layer is None else layer].plot(ax=ax, kind=kind, **kwargs)
+        if layer is not None:
+            fail("layer", f"None unless kind is 'diagram' or 'barcode', with kind={kind!r}", layer)
         fn = {"depth": tp.plot_betti_profile, "curves": tp.plot_profile_curves,
               "distances": tp.plot_layer_distances}[kind]
         return fn(self, ax=ax, **kwargs)
