@@ -499,3 +499,7 @@ def test_circuit_graph_with_class_labels_scores_accuracy():
     with pytest.raises(InvalidParameterError, match=r"metric: expected metric='accuracy' for integer class labels"):
         find_circuit(net, (x, y), metric="r2", steps=5)
     assert circuit_graph(net, x, steps=20, seed=0).metric == "r2"  # no labels: fidelity to the output
+    sec = res.report_section()
+    assert sec["table"]["index"] == list(res.layer_names) and "accuracy = 1" in sec["headline"]
+    units = [row[sec["table"]["columns"].index("units")] for row in sec["table"]["rows"]]
+    assert units == [int(v) for v in res.layer_sizes] and sec["caption"]

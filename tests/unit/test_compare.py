@@ -275,6 +275,12 @@ def test_compare_many_serial_and_process_agree(tmp_path):
     np.testing.assert_allclose(res.similarity["cka"], res.similarity["cka"].T)
     p01 = res.pair("s0", "s1")
     assert res.similarity["cka"][0, 1] == pytest.approx(np.mean(np.diag(p01.values["cka"])))
+    sec = res.report_section()
+    assert sec["table"]["index"] == sec["table"]["columns"] == res.names
+    np.testing.assert_allclose(sec["table"]["rows"], res.similarity["cka"])
+    assert sec["headline"].startswith("Across 3 models") and sec["caption"]
+    psec = p01.report_section()  # two models: best matches over all layers, no diagonal note
+    assert psec["headline"].startswith("s0 vs s1") and psec["table"]["index"] == ["h1", "h2"]
     proc = compare_many(models, methods=("cka", "knn"), n_perm=9, seed=0, executor="process")
     for m in ("cka", "knn"):
         np.testing.assert_array_equal(proc.similarity[m], res.similarity[m])

@@ -516,7 +516,10 @@ def test_profile_plots_reach_diagrams_and_barcodes_and_the_table(layers):
         prof.plot(kind="depth", layer="hidden")
     frame = prof.to_frame()
     assert list(frame.index) == prof.layers
-    assert frame.loc["input", "betti"] == ", ".join(str(v) for v in prof.betti_numbers[0])
+    assert frame.loc["input", "β0"] == prof.betti_numbers[0, 0] and frame.loc["hidden", "β1"] == prof.betti_numbers[1, 1]
+    np.testing.assert_allclose(frame["scale ε"], prof.scales)
     # the default section from summary(): metric[layer] keys become layers x metrics
     sec = Result.report_section(prof)
     assert sec["table"]["index"] == prof.layers and "complexity" in sec["table"]["columns"]
+    row = sec["table"]["rows"][0]
+    assert row[sec["table"]["columns"].index("betti")] == ", ".join(str(v) for v in prof.betti_numbers[0])

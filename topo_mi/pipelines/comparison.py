@@ -143,6 +143,54 @@ class ComparisonResult(Result):
             out["dropped"] = int(self.alignment["dropped_a"] + self.alignment["dropped_b"])
         return out
 
+    def report_section(self) -> dict[str, Any]:
+        """Headline (mean similarity, significant pairs), a layers x (best match, value, p) table, caption."""
+        m = self.methods[0]
+        tested = ~np.isnan(self.p_adjusted[m])
+        # one model's layers with each other: the diagonal (a layer with itself) says nothing
+        within = self.layers_a == self.layers_b and any("diagonal" in n for n in self.notes.values())
+        off = ~np.eye(len(self.layers_a), dtype=bool) if within else np.ones(self.values[m].shape, bool)
+        words = []
+        for mm in self.methods:
+            acc = float("nan") if within else self.matching_accuracy(mm)
+            part = f"mean {mm} {np.nanmean(self.values[mm][off]):.3g}" + (" between different layers" if within else "")
+            if not np.isnan(acc):
+                part += f", {100 * acc:.0f} % of layers best match their namesake"
+            if tested.any() and self.n_perm.get(mm):
+                part += (f", {int(np.sum(self.significant[mm]))} of {int(np.sum(~np.isnan(self.p_adjusted[mm])))} "
+                         f"pairs significant ({self.correction}, α = {self.alpha:g})")
+            words.append(part)
+        who = (f"The layers of {self.names[0]} compared with each other" if within
+               else f"{self.names[0]} vs {self.names[1]}")
+        headline = f"{who} on {self.n_samples} samples: " + "; ".join(words) + "."
+        cols = []
+        rows = [[] for _ in self.layers_a]
+        for mm in self.methods:
+            cols += [f"{mm} best match" + (" (another layer)" if within else ""), f"{mm} value"]
+            if not np.all(np.isnan(self.p_adjusted[mm])):
+                cols.append(f"{mm} p (corrected)")
+            if not np.all(np.isnan(self.ci_low[mm])):
+                cols.append(f"{mm} {int(round(100 * self.ci_level))} % interval")
+            score = np.where(off, self.values[mm] if self.higher_is_similar[mm] else -self.values[mm], np.nan)
+            for i in range(len(self.layers_a)):
+                j = int(np.argmax(np.where(np.isnan(score[i]), -np.inf, score[i])))
+                rows[i] += [self.layers_b[j], float(self.values[mm][i, j])]
+                if not np.all(np.isnan(self.p_adjusted[mm])):
+                    p = self.p_adjusted[mm][i, j]
+                    rows[i].append(None if np.isnan(p) else float(p))
+                if not np.all(np.isnan(self.ci_low[mm])):
+                    rows[i].append(f"[{self.ci_low[mm][i, j]:.3g}, {self.ci_high[mm][i, j]:.3g}]")
+        kind = "similarity" if self.higher_is_similar[m] else "distance"
+        caption = (f"{m} {kind} between every layer of {self.names[0]} (rows) and {self.names[1]} (columns); "
+                   + ("stars mark pairs whose permutation p-value, corrected by "
+                      f"{self.correction} over the tested pairs, is below {self.alpha:g} ({self.n_perm.get(m, 0)} "
+                      "permutations). " if self.n_perm.get(m) else "no permutation test. ")
+                   + ("The diagonal (a layer with itself) is not tested. " if "diagonal" in self.notes.get(m, "")
+                      else "")
+                   + "The table lists each row layer's best match.")
+        return {"headline": headline, "table": {"index": list(self.layers_a), "columns": cols, "rows": rows},
+                "caption": caption}
+
     def plot_matching(self, ax=None, *, method: str | None = None, **kwargs):
         """Layer-matching plot: each layer of a joined to its best match in b."""
         from topo_mi.plotting.compare import plot_layer_matching
@@ -194,6 +242,22 @@ class ManyComparisonResult(Result):
                 out[f"{m}_mean"] = float(np.mean(self.similarity[m][off]))
                 out[f"{m}_matching"] = float(np.mean(self.matching[m][off]))
         return out
+
+    def report_section(self) -> dict[str, Any]:
+        """Headline (mean similarity across models), a models x models table of the first method, caption."""
+        m = self.methods[0]
+        N = len(self.names)
+        off = ~np.eye(N, dtype=bool)
+        S = self.similarity[m]
+        headline = (f"Across {N} models, same-named layers have mean {m} {np.mean(S[off]):.3g} "
+                    f"(range {np.min(S[off]):.3g}–{np.max(S[off]):.3g}); "
+                    f"{100 * np.mean(self.matching[m][off]):.0f} % of layers best match their namesake.")
+        table = {"index": list(self.names), "columns": list(self.names),
+                 "rows": [[float(x) for x in row] for row in S]}
+        caption = (f"Models clustered by their {m} (average linkage on 1 − similarity): the mean over the "
+                   f"{len(self.layers)} shared layers of the {m} between same-named layers. The table is that "
+                   "N x N matrix.")
+        return {"headline": headline, "table": table, "caption": caption}
 
     def pair(self, a: str | int, b: str | int) -> ComparisonResult:
         """The :class:`ComparisonResult` of models ``a`` and ``b`` (names or indices)."""

@@ -149,6 +149,35 @@ class GeometryProfile(Result):
             out[f"id[{r.layer}]"] = r.intrinsic_dimension.value
         return out
 
+    def report_section(self) -> dict[str, Any]:
+        """Headline (ID peak and rank range), a layers x geometry table, caption of the ID figure."""
+        ids, errs = self.ids, self.id_errors
+        method = self.params.get("id_method", "twonn")
+        eps = self.params.get("eps")
+        if np.isfinite(ids).any():
+            peak = int(np.nanargmax(ids))
+            err = f" ± {errs[peak]:.2g}" if np.isfinite(errs[peak]) else ""
+            headline = (f"Intrinsic dimension ({method}) peaks at {self.layers[peak]} ({ids[peak]:.3g}{err}); "
+                        f"the rank within ε = {eps:g} goes {', '.join(str(int(r)) for r in self.ranks)} across "
+                        f"{len(self.layers)} layers.")
+        else:
+            headline = f"Intrinsic dimension ({method}) could not be estimated on these layers."
+        cols = ["features", "rank@ε", "participation ratio", "PCA dim. (90 %)", "intrinsic dim.", "± error",
+                "stress", "trustworthiness"]
+        rows = [[int(r.n_features), int(r.rank.rank), float(r.spectrum.participation_ratio), int(r.pca_dimension),
+                 float(r.intrinsic_dimension.value), float(r.intrinsic_dimension.error),
+                 None if r.embedding is None else float(r.embedding.stress),
+                 None if r.embedding is None else float(r.embedding.trustworthiness)] for r in self.results]
+        n_boot = self.params.get("n_boot", 0)
+        caption = (f"Intrinsic dimension ({method} estimator, in degrees of freedom) of each layer's activations "
+                   f"across depth" + (f", error bars: standard deviation over {n_boot} resamples" if n_boot else "")
+                   + ". A rise then fall (a 'hunchback') means the network first expands, then compresses the "
+                   "data manifold. The table adds the linear dimension (rank within ε of the squared Frobenius "
+                   "norm, participation ratio) and the embedding's quality (stress: lower is better; "
+                   "trustworthiness: 1 is perfect).")
+        return {"headline": headline, "table": {"index": list(self.layers), "columns": cols, "rows": rows},
+                "caption": caption}
+
     def plot(self, ax=None, *, kind: str = "id", layer: str | None = None, **kwargs):
         """``kind``: ``"id"`` (intrinsic dimension across depth, default), ``"spectra"`` (the
         singular value spectra of every layer) or one layer's ``"embedding"`` (``layer=``, default

@@ -245,6 +245,29 @@ def _build_models(spec: dict, dataset, seed: int, base_dir: Path | None, progres
     return out
 
 
+def _accuracy(model, extra, dataset) -> float | None:
+    """Share of the dataset (at most 20,000 rows) a classifier labels correctly; None otherwise."""
+    if extra is not None or dataset is None or dataset.y is None:
+        return None
+    import torch
+
+    X = np.asarray(dataset.X)[:20000]
+    y = np.asarray(dataset.y)[:20000]
+    if y.ndim != 1 or y.dtype.kind not in "iu":
+        return None
+    from topo_mi.activations._hooks import _eval_mode
+
+    try:
+        with _eval_mode(model), torch.no_grad():
+            out = model(torch.as_tensor(X, dtype=torch.long if X.dtype.kind in "iu" else torch.float32))
+    except Exception:  # not a classifier of these inputs
+        return None
+    out = out[0] if isinstance(out, (tuple, list)) else out
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[1] < 2 or out.shape[0] != len(y):
+        return None
+    return float((out.argmax(dim=1).numpy() == y).mean())
+
+
 def _default_layers(model) -> list[str]:
     names = getattr(model, "hidden_names", None)
     if names:
@@ -374,6 +397,7 @@ def run(spec_or_path: Any, *, out=None, executor=None, force: bool = False, seed
     steps = _Steps(progress)
     results: dict[str, Any] = {"name": spec["name"], "seed": seed, "analyses": {}}
     figures: dict[str, str] = {}
+    sections: dict[str, dict] = {}
     try:
         dataset = models = acts_list = inputs = None
         if "dataset" in spec:
@@ -385,6 +409,9 @@ def run(spec_or_path: Any, *, out=None, executor=None, force: bool = False, seed
             with steps("model"):
                 models = _build_models(spec, dataset, seed, base_dir, progress)
                 results["model"] = {"models": [m[0] for m in models]}
+                accuracy = [_accuracy(m, extra, dataset) for _, m, extra in models]
+                if any(a is not None for a in accuracy):
+                    results["model"]["accuracy"] = _jsonable(accuracy)
             with steps("activations"):
                 acts_list, inputs_list = [], []
                 for _, model, extra in models:
@@ -398,6 +425,7 @@ def run(spec_or_path: Any, *, out=None, executor=None, force: bool = False, seed
                 res = _run_analysis(kind, params, spec=spec, models=models, acts_list=acts_list, inputs=inputs,
                                     dataset=dataset, seed=seed, executor=executor, progress=progress)
                 results["analyses"][kind] = _jsonable(res.summary())
+                sections[kind] = _jsonable(res.report_section())
                 res.save(tmp / "analyses" / kind)
                 try:
                     ax = res.plot()
@@ -415,7 +443,7 @@ def run(spec_or_path: Any, *, out=None, executor=None, force: bool = False, seed
         write_json(tmp / "run.json", run_info)
         from topo_mi.report import write_report
 
-        write_report(tmp, results=results, run_info=run_info, figures=figures)
+        write_report(tmp, results=results, run_info=run_info, figures=figures, sections=sections)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -456,7 +484,8 @@ def _run_analysis(kind, params, *, spec, models, acts_list, inputs, dataset, see
             many = inspect.signature(compare_many).parameters
             kw = {k: v for k, v in base.items() if k in many}
             return compare_many(acts_list, **kw, **params)
-        return fn(acts_list[0], acts_list[0], **base, **params)
+        label = models[0][0] if models else "model"
+        return fn(acts_list[0], acts_list[0], **base, **{"names": (label, label), **params})
     if kind == "dynamics":  # default states: input -> output (analyses.dynamics.layers to choose)
         model = models[0][1]
         return fn(model, inputs, **base, **params)

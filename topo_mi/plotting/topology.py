@@ -158,8 +158,11 @@ def plot_betti_profile(profile, ax=None, *, dims=None, show_complexity: bool = T
         ax.plot(x, profile.complexity, marker="s", color="k", ls="--", lw=1, label="Σβ")
         if profile.complexity_lo is not None:
             ax.fill_between(x, profile.complexity_lo, profile.complexity_hi, color="k", alpha=0.1, lw=0)
+    from matplotlib.ticker import MaxNLocator
+
     from topo_mi.pipelines.topology import layer_scales
 
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # Betti numbers are counts
     scales = layer_scales(profile)
     ax.set_xticks(x)
     ax.set_xticklabels(profile.layers, rotation=30, ha="right", fontsize=8)
