@@ -483,7 +483,7 @@ def test_with_the_real_models_when_available():
     models = pytest.importorskip("topo_mi.models")
     x = torch.randn(10, 2, generator=_gen())
     mlp = models.MLP(2, [6, 6, 6], 2, activation="tanh", seed=0)
-    assert stability_profile(mlp, x).layers == list(mlp.hidden_names)
+    assert stability_profile(mlp, x).layers == ["input", *mlp.hidden_names, "out"]  # input to output
     rm = models.ResidualMLP(2, 6, 3, 2, dt=0.5, seed=0)
     assert stability_profile(rm, x).residual_fit.source == ["weights"] * 3
     rnn = models.TanhRNN(2, 16, 2, gain=2.0, seed=0)

@@ -569,3 +569,21 @@ def test_geometry_profile_plot_kinds_return_axes_and_the_panel_a_figure():
     assert isinstance(prof.plot(kind="embedding", layer="a"), matplotlib.axes.Axes)
     assert isinstance(prof.plot_panel(), matplotlib.figure.Figure)
     assert list(prof.to_frame().index) == ["a", "b"]
+
+
+def test_geometry_profile_warns_once_per_layer_naming_it():
+    import warnings
+
+    from topo_mi.errors import TopoMIWarning
+    from topo_mi.geometry import DuplicatePointsWarning
+    from topo_mi.pipelines import geometry_profile
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    acts = {"dup": np.vstack([X, X[:10]]), "clean": rng.normal(size=(70, 3))}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        geometry_profile(acts, embed=None, n_boot=5, seed=0, progress=False)
+    dup = [w for w in caught if issubclass(w.category, DuplicatePointsWarning)]
+    assert len(dup) == 1 and "layer 'dup'" in str(dup[0].message), [str(w.message) for w in caught]
+    assert issubclass(DuplicatePointsWarning, TopoMIWarning)  # topo-mi -q silences it

@@ -781,7 +781,7 @@ def compare_many(models, *, names: Sequence[str] | None = None, methods: Sequenc
                   for s in np.random.SeedSequence(seed).spawn(len(pair_index))]
     plain = [_plain_side(s, names[i], layers) for i, s in enumerate(sides)]
     common = dict(methods=methods, layers=layers, n_perm=n_perm, n_boot=n_boot, correction=correction,
-                  alpha=alpha, align=align, method_options=method_options)
+                  alpha=alpha, align=align, method_options=method_options, progress=False)
     items = [{"a": plain[i], "b": plain[j],
               "kwargs": {**common, "seed": ps, "names": (names[i], names[j])}}
              for (i, j), ps in zip(pair_index, pair_seeds)]

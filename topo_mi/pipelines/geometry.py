@@ -224,8 +224,22 @@ def _profile_layer(item) -> LayerGeometry:
         rank = spec.rank_at(cfg["eps"], relative=cfg["relative"])
         pca_dim = spec.n_components_for(0.9) if spec.center else \
             spectrum(X, center=True, method=cfg["spectrum_method"], seed=id_seed).n_components_for(0.9)
-        idr = intrinsic_dimension(X, method=cfg["id_method"], n_boot=cfg["n_boot"], seed=id_seed,
-                                  **cfg["id_kwargs"])
+        import warnings
+
+        from topo_mi.geometry._intrinsic import DuplicatePointsWarning
+
+        with warnings.catch_warnings(record=True) as caught:  # once per layer, naming it
+            warnings.simplefilter("always", DuplicatePointsWarning)
+            idr = intrinsic_dimension(X, method=cfg["id_method"], n_boot=cfg["n_boot"], seed=id_seed,
+                                      **cfg["id_kwargs"])
+        dup = [w for w in caught if issubclass(w.category, DuplicatePointsWarning)]
+        for w in caught:
+            if w not in dup:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if dup:
+            warnings.warn(f"geometry_profile: layer {name!r}: {dup[0].message}"
+                          + (f" (and {len(dup) - 1} resamples)" if len(dup) > 1 else ""),
+                          DuplicatePointsWarning, stacklevel=2)
         emb = None
         if cfg["embed"] is not None:
             emb = _embed(X, method=cfg["embed"], n_components=cfg["n_components"], seed=emb_seed,

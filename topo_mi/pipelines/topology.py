@@ -89,7 +89,7 @@ class BettiProfile(Result):
         who = f"class {cls}" if cls is not None else "all samples"
         headline = (f"β0 of {who} goes {seq} from {self.layers[0]} to {self.layers[-1]}"
                     + (f"; β1 goes {', '.join(str(int(v)) for v in B[:, 1])}" if B.shape[1] > 1 else "")
-                    + f" ({params.get('metric')} distance, scale: {params.get('scale_rule')}).")
+                    + f"; {params.get('metric')} distance, scale rule: {params.get('scale_rule')}.")
         cols = ["scale ε"] + [f"β{k}" for k in range(B.shape[1])] + ["complexity Σβ", "points", "landmarks",
                                                                      "certified error"]
         rows = []
