@@ -71,12 +71,16 @@ class BettiProfile(Result):
         return self.results[self.layers.index(layer)]
 
     def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"n_layers": len(self.layers), "scale": float(self.scale),
-                               "scale_rule": (self.params or {}).get("scale_rule"),
-                               "metric": (self.params or {}).get("metric")}
-        for name, b, c in zip(self.layers, self.betti_numbers, self.complexity):
+        per_layer = bool(np.isnan(self.scale))  # each layer at its own scale (never NaN in a summary)
+        out: dict[str, Any] = {"n_layers": len(self.layers)}
+        if not per_layer:
+            out["scale"] = float(self.scale)
+        out.update({"scale_rule": (self.params or {}).get("scale_rule"), "metric": (self.params or {}).get("metric")})
+        for name, b, c, sc in zip(self.layers, self.betti_numbers, self.complexity, layer_scales(self)):
             out[f"betti[{name}]"] = tuple(int(v) for v in b)
             out[f"complexity[{name}]"] = float(c)
+            if per_layer:
+                out[f"scale[{name}]"] = float(sc)
         return out
 
     def report_section(self) -> dict[str, Any]:
