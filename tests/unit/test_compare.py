@@ -1,4 +1,6 @@
 """topo_mi.compare and topo_mi.pipelines.comparison: validation, alignment, engines, results, plots."""
+import re
+
 import numpy as np
 import pytest
 
@@ -403,3 +405,15 @@ def test_to_frame_and_report_section_of_a_comparison():
     frame = res.to_frame()
     assert list(frame.index) == sec["table"]["index"] and frame.shape == (len(sec["table"]["index"]),
                                                                           len(sec["table"]["columns"]))
+
+
+def test_permutation_progress_lines(capsys, monkeypatch):
+    import topo_mi.pipelines.comparison as pc
+
+    monkeypatch.setattr(pc, "PROGRESS_AFTER_S", -1.0)  # print from the start
+    acts = _related_layers(L=3)
+    compare(acts, methods=("cka",), n_perm=100, seed=0)
+    err = capsys.readouterr().err
+    assert re.search(r"compare cka: 10/100 permutations \(\d+\.\d s elapsed\)", err) and "100/100" in err
+    compare(acts, methods=("cka",), n_perm=100, seed=0, progress=False)
+    assert capsys.readouterr().err == ""

@@ -413,6 +413,30 @@ def _per_method_int(value, methods: list[str], name: str) -> dict[str, int]:
 # ---------------------------------------------------------------------------------------------
 # workers (module level: picklable for process and Dask executors)
 # ---------------------------------------------------------------------------------------------
+# Permutation progress lines appear once a method has run this long (seconds).
+PROGRESS_AFTER_S = 3.0
+
+
+def _block_progress(label: str | None, total: int):
+    """A callback counting permutations; prints each tenth done, with the elapsed time, once the
+    work has taken more than a few seconds."""
+    import sys
+    import time
+
+    t0 = time.time()
+    state = {"done": 0}
+    block = max(1, total // 10)
+
+    def step(k: int) -> None:
+        state["done"] += k
+        d = state["done"]
+        if (d % block == 0 or d == total) and time.time() - t0 > PROGRESS_AFTER_S:
+            print(f"{label or 'compare'}: {d}/{total} permutations ({time.time() - t0:.1f} s elapsed)",
+                  file=sys.stderr, flush=True)
+
+    return step
+
+
 def _cka_worker(item: dict) -> dict:
     from topo_mi.compare._engine import cka_matrix, cka_null
 
@@ -421,7 +445,8 @@ def _cka_worker(item: dict) -> dict:
               names_a=item["names_a"], names_b=item["names_b"])
     perms, boots = item["perms"], item["boots"]
     if len(perms):
-        obs, null, route = cka_null(As, Bs, perms, **kw)
+        obs, null, route = cka_null(As, Bs, perms, progress=_block_progress(item.get("label"), len(perms))
+                                    if item.get("progress") else None, **kw)
     else:
         from topo_mi.compare._engine import choose_route
 
@@ -549,7 +574,8 @@ def compare(acts_a, acts_b=None, *, methods: Sequence[str] | str = ("cka",), lay
     executor : None, "serial", "process", "dask" or an Executor
         Runs the independent (method, layer pair) tasks.
     progress : bool, default True
-        A progress bar per method (shown on a terminal only); False: none.
+        Progress of the permutations (CKA: a line per tenth once a method takes more than a few
+        seconds, with the elapsed time) and a bar per method on a terminal; False: none.
 
     Returns
     -------
@@ -639,8 +665,9 @@ def compare(acts_a, acts_b=None, *, methods: Sequence[str] | str = ("cka",), lay
         P, Bt = perms[:k_perm], boots[n_boot_[m]]
         if spec.engine == "cka":
             out = ex.map(_cka_worker, [{"As": As, "Bs": Bs, "options": opts, "perms": P, "boots": Bt,
-                                        "names_a": layers_a, "names_b": layers_b_}],
-                         desc=f"compare {m}", progress=progress)[0]
+                                        "names_a": layers_a, "names_b": layers_b_, "progress": progress,
+                                        "label": f"compare {m}"}],
+                         desc=f"compare {m}", progress=False)[0]
             notes.setdefault(m, out["note"])
             raw[m] = out
             continue
