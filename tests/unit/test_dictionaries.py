@@ -521,6 +521,10 @@ def test_bad_input_messages(toy):
         train_sae(X, kind="topk", d_sae=8)
     with pytest.raises(UnknownNameError, match="kind"):
         train_sae(X, kind="top-k", d_sae=8)
+    from topo_mi.errors import ResourceError
+
+    with pytest.raises(ResourceError, match="d_sae: a dictionary of"):  # refused before allocating
+        train_sae(X, kind="relu", d_sae=10 ** 10)
     bad = X.copy()
     bad[700, 3] = np.nan
     with pytest.raises(NonFiniteError, match=r"non-finite rows in batch \d+"):
