@@ -10,6 +10,10 @@ d_sae = 8 x 384 = 3072, batches of 1,024, Adam, unit-norm decoder rows:
   ``TOPO_MI_BENCH_VENV`` (default ``../benchvenv-dictionaries`` beside the repository), run there in
   a subprocess on the same data.
 
+It also exports one SAE of each kind with ``export_saelens`` and loads it with SAELens's
+``SAE.load_from_disk`` in that venv (when ``sae_lens`` imports there), printing the largest
+difference between the two reconstructions.
+
 Same data (a seeded Gaussian with a decaying spectrum, 65,536 rows), same thread count, one
 warm-up step each. Run: ``python benchmarks/bench_dictionaries.py [--steps 60] [--threads 1]``.
 """
@@ -125,6 +129,45 @@ def bench_sparsify(X, steps, threads):
     return json.loads(out.stdout.strip().splitlines()[-1])["tokens_per_s"], ""
 
 
+_SAELENS_LOAD = r'''
+import json, sys, warnings, numpy as np, torch
+warnings.filterwarnings("ignore")
+from sae_lens import SAE
+root = sys.argv[1]
+X = torch.from_numpy(np.load(root + "/x.npy"))
+out = {}
+for kind in ("topk", "relu", "jumprelu", "batchtopk"):
+    sae = SAE.load_from_disk(f"{root}/{kind}", device="cpu")
+    with torch.no_grad():
+        out[kind] = [type(sae).__name__, float(np.abs(sae(X).numpy() - np.load(f"{root}/{kind}_ref.npy")).max())]
+print(json.dumps(out))
+'''
+
+
+def check_saelens_load(threads):
+    """Export one SAE of each kind and load it with SAELens in the separate venv; max |difference|."""
+    from topo_mi.dictionaries import toy_features, train_sae
+
+    py = Path(os.environ.get("TOPO_MI_BENCH_VENV", Path(__file__).resolve().parents[2] / "benchvenv-dictionaries"))
+    py = py / "bin" / "python"
+    if not py.exists():
+        return None
+    X = toy_features(4096, d=16, n_features=32, mean_active=3, seed=1)[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(Path(tmp) / "x.npy", X[:256])
+        for kind in ("topk", "relu", "jumprelu", "batchtopk"):
+            sae = train_sae(X, kind=kind, d_sae=24, k=3 if "topk" in kind else None, n_steps=30, batch_size=256)
+            sae.export_saelens(Path(tmp) / kind, hook_name="blocks.0.hook_resid_post")
+            np.save(Path(tmp) / f"{kind}_ref.npy", sae.reconstruct(X[:256]))
+        (Path(tmp) / "l.py").write_text(_SAELENS_LOAD)
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": "", "HF_HUB_OFFLINE": "1"}
+        out = subprocess.run([str(py), str(Path(tmp) / "l.py"), tmp], capture_output=True, text=True, env=env,
+                             timeout=600)
+    if out.returncode != 0:
+        return {"error": (out.stderr.strip().splitlines() or [f"rc {out.returncode}"])[-1]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=60)
@@ -145,6 +188,11 @@ def main():
             sp, why = bench_sparsify(X, args.steps, args.threads)
             line += (f" | sparsify {sp:9.0f} tok/s | ratio {ours / sp:.2f}x" if sp else f" | sparsify skipped ({why})")
         print(line, flush=True)
+    res = check_saelens_load(args.threads)
+    if res is None:
+        print("SAELens load check skipped (no venv)")
+    else:
+        print("SAELens load of the exports (class, max |reconstruction difference|):", json.dumps(res))
 
 
 if __name__ == "__main__":
