@@ -6,7 +6,8 @@ d_sae = 8 x 384 = 3072, batches of 1,024, Adam, unit-norm decoder rows:
 - ``topo_mi``: ``train_sae`` (seeded batching, dead-latent tracking, AuxK for TopK, history);
 - ``plain``: a plain, well-written PyTorch loop computing the same loss (dense encode/decode,
   ``torch.topk`` + ``scatter``, Adam, decoder projection) with nothing else;
-- ``sparsify`` (EleutherAI, TopK only) when it imports in the separate venv named by
+- ``SAELens`` (``TopKTrainingSAE`` / ``StandardTrainingSAE`` and their ``training_forward_pass``,
+  Adam) and ``sparsify`` (EleutherAI, TopK only) when they import in the separate venv named by
   ``TOPO_MI_BENCH_VENV`` (default ``../benchvenv-dictionaries`` beside the repository), run there in
   a subprocess on the same data.
 
@@ -113,6 +114,60 @@ print(json.dumps({"tokens_per_s": steps * B / (time.perf_counter() - t)}))
 '''
 
 
+_SAELENS = r'''
+import json, sys, time, warnings, numpy as np, torch
+warnings.filterwarnings("ignore")
+torch.set_num_threads(int(sys.argv[3]))
+from sae_lens.saes.sae import TrainStepInput
+from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
+from sae_lens.saes.standard_sae import StandardTrainingSAE, StandardTrainingSAEConfig
+X = torch.from_numpy(np.load(sys.argv[1]))
+steps = int(sys.argv[2]); kind = sys.argv[4]
+d = X.shape[1]
+if kind == "topk":
+    sae = TopKTrainingSAE(TopKTrainingSAEConfig(d_in=d, d_sae=8 * d, k=32, dtype="float32", device="cpu"))
+    coef = {}
+else:
+    sae = StandardTrainingSAE(StandardTrainingSAEConfig(d_in=d, d_sae=8 * d, dtype="float32", device="cpu"))
+    coef = {"l1": 1e-3}
+opt = torch.optim.Adam(sae.parameters(), lr=1e-4)
+n = len(X); B = 1024
+perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+dead = torch.zeros(8 * d, dtype=torch.bool)
+def step(i):
+    x = X[perm[(i * B) % (n - B):][:B]]
+    out = sae.training_forward_pass(TrainStepInput(sae_in=x, coefficients=coef, dead_neuron_mask=dead,
+                                                   n_training_steps=i, is_logging_step=False))
+    opt.zero_grad(set_to_none=True); out.loss.backward(); opt.step()
+step(0)
+t = time.perf_counter()
+for i in range(1, steps + 1):
+    step(i)
+print(json.dumps({"tokens_per_s": steps * B / (time.perf_counter() - t)}))
+'''
+
+
+def _venv_python():
+    venv = Path(os.environ.get("TOPO_MI_BENCH_VENV", Path(__file__).resolve().parents[2] / "benchvenv-dictionaries"))
+    return venv / "bin" / "python"
+
+
+def bench_saelens(X, kind, steps, threads):
+    """SAELens's TopKTrainingSAE / StandardTrainingSAE ``training_forward_pass`` + Adam, same batches."""
+    py = _venv_python()
+    if not py.exists():
+        return None, f"no venv at {py.parent.parent}"
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(Path(tmp) / "x.npy", X)
+        (Path(tmp) / "b.py").write_text(_SAELENS)
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": "", "HF_HUB_OFFLINE": "1"}
+        out = subprocess.run([str(py), str(Path(tmp) / "b.py"), str(Path(tmp) / "x.npy"), str(steps), str(threads),
+                              kind], capture_output=True, text=True, env=env, timeout=1800)
+    if out.returncode != 0:
+        return None, out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"rc {out.returncode}"
+    return json.loads(out.stdout.strip().splitlines()[-1])["tokens_per_s"], ""
+
+
 def bench_sparsify(X, steps, threads):
     venv = Path(os.environ.get("TOPO_MI_BENCH_VENV", Path(__file__).resolve().parents[2] / "benchvenv-dictionaries"))
     py = venv / "bin" / "python"
@@ -187,6 +242,8 @@ def main():
         if kind == "topk":
             sp, why = bench_sparsify(X, args.steps, args.threads)
             line += (f" | sparsify {sp:9.0f} tok/s | ratio {ours / sp:.2f}x" if sp else f" | sparsify skipped ({why})")
+        sl, why = bench_saelens(X, kind, args.steps, args.threads)
+        line += (f" | SAELens {sl:9.0f} tok/s | ratio {ours / sl:.2f}x" if sl else f" | SAELens skipped ({why})")
         print(line, flush=True)
     res = check_saelens_load(args.threads)
     if res is None:
