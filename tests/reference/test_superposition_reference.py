@@ -45,3 +45,13 @@ def test_sparse_gives_a_regular_pentagon(five_in_two):
     labels = five_in_two.geometry.polytopes[3:]
     assert sum(lab == ["pentagon"] * 5 for lab in labels) >= 2, labels
     assert np.all(five_in_two.final_loss[3:] < 0.003)
+
+
+def test_phase_diagram_corner_cells():
+    # REFERENCES' n = 2, m = 1 table (best of 3 seeds, 5,000 steps): dense & r = 0.1 -> X (extra not
+    # learned); dense & r = 5 -> D (extra dedicated); density 0.01 -> S (antipodal) at both ends.
+    from topo_mi.superposition import phase_diagram
+
+    pd = phase_diagram(density=[1.0, 0.01], ratio=[0.1, 5.0], seeds=[0, 1, 2], steps=5000)
+    assert pd.phases == [["not_learned", "dedicated"], ["antipodal", "antipodal"]], pd.table()
+    np.testing.assert_allclose(np.abs(pd.W[1]), 1.0, atol=0.1)        # W ≈ ±(1, −1)

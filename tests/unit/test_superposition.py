@@ -176,3 +176,71 @@ def test_exact_expected_loss_closed_forms_and_errors():
         expected_loss_2_1((1, 2, 3))
     with pytest.raises(InvalidParameterError, match=r"sparsity\[0\]"):
         expected_loss_2_1((1, 0), sparsity=1.5)
+
+
+# -- sweeps ---------------------------------------------------------------------------------------
+
+def test_sweep_grid_order_and_best_seed():
+    from topo_mi.superposition import sweep
+
+    res = sweep(4, 2, sparsity=[0.0, 0.9], importance=[0.9, [1.0, 1.0, 0.5, 0.5]], seeds=[0, 1], steps=30,
+                batch_size=32)
+    assert res.models.n_instances == 8 and res.final_loss.shape == (2, 2, 2)
+    # instance (i, j, c) is the model trained alone with that sparsity, importance and seed
+    one = train_toy_models(4, 2, sparsity=0.9, importance=[1.0, 1.0, 0.5, 0.5], seeds=[1], steps=30, batch_size=32)
+    np.testing.assert_allclose(res.models.W[(1 * 2 + 1) * 2 + 1], one.W[0], atol=1e-6)
+    for i in range(2):
+        for j in range(2):
+            k = res.best_index(i, j)
+            assert res.final_loss[i, j].min() == res.models.final_loss[k]
+            np.testing.assert_array_equal(res.dimensionality[i, j], res.models.geometry.dimensionality[k])
+            assert res.polytopes[i][j] == res.models.geometry.polytopes[k]
+    np.testing.assert_allclose(res.importance[0], 0.9 ** np.arange(4))
+    with pytest.raises(InvalidParameterError, match=r"sparsity\[1\]"):
+        sweep(4, 2, sparsity=[0.1, 1.0], steps=1)
+    with pytest.raises(InvalidParameterError, match=r"importance\[0\]: expected one importance per feature"):
+        sweep(4, 2, importance=[[1.0, 2.0]], steps=1)
+    with pytest.raises(InvalidParameterError, match="seeds: expected"):
+        sweep(4, 2, seeds=[], steps=1)
+
+
+def test_classify_2_1_rules():
+    from topo_mi.superposition import classify_2_1
+
+    assert classify_2_1([1.0, 0.05]) == "not_learned"
+    assert classify_2_1([0.02, -1.0]) == "dedicated"
+    assert classify_2_1([1.0, -1.0]) == classify_2_1([-1.0, 1.0]) == "antipodal"
+    assert classify_2_1([0.46, 0.89]) == "confused"
+    with pytest.raises(InvalidParameterError, match="W: expected two weights"):
+        classify_2_1([1.0, 2.0, 3.0])
+
+
+def test_phase_diagram_and_dimensions_curve_small():
+    from topo_mi.superposition import dimensions_per_feature_curve, phase_diagram
+
+    pd = phase_diagram(density=[1.0, 0.1], ratio=[0.1, 5.0], seeds=[0], steps=20, batch_size=16)
+    assert len(pd.phases) == 2 and all(p in ("not_learned", "antipodal", "dedicated", "confused")
+                                       for row in pd.phases for p in row)
+    assert pd.W.shape == (2, 2, 2) and len(pd.table()) == 2
+    assert sum(pd.summary()[f"n_{p}"] for p in ("not_learned", "antipodal", "dedicated", "confused")) == 4
+    with pytest.raises(InvalidParameterError, match="density"):
+        phase_diagram(density=[0.0], steps=1)
+    curve = dimensions_per_feature_curve(6, 2, density=[1.0, 0.1], steps=5, batch_size=8)
+    assert curve.dimensions_per_feature.shape == (2, 1)
+    np.testing.assert_allclose(curve.importance, 1.0)
+
+
+def test_figures_draw(tmp_path):
+    from topo_mi.plotting import save_figure
+    from topo_mi.plotting.superposition import plot_dimensionality_bars, plot_dimensions_per_feature
+    from topo_mi.superposition import sweep
+
+    res = sweep(5, 2, sparsity=[0.0, 0.9], steps=5, batch_size=8)
+    axes = res.models.plot()
+    assert axes.shape == (2, 2)
+    save_figure(axes[0, 0], tmp_path / "geometry.png")
+    save_figure(plot_dimensionality_bars(res), tmp_path / "bars.png")
+    save_figure(plot_dimensions_per_feature(res), tmp_path / "dstar.png")
+    three = train_toy_models(4, 3, steps=2, batch_size=4)
+    save_figure(three.plot()[0, 0], tmp_path / "gram.png")            # m = 3: Gram matrices only
+    assert all((tmp_path / f).stat().st_size > 1000 for f in ("geometry.png", "bars.png", "dstar.png", "gram.png"))
