@@ -104,7 +104,7 @@ def _list(out=None) -> None:
     print("models (zoo):", file=out)
     for n in models.zoo_names():
         print(f"  {n}", file=out)
-    print("analyses: topology, geometry, dynamics, circuits, compare, lyapunov_gain", file=out)
+    print("analyses: topology, geometry, dynamics, circuits, compare, lyapunov_gain, superposition", file=out)
 
 
 def main(argv=None) -> int:

@@ -244,3 +244,41 @@ def test_figures_draw(tmp_path):
     three = train_toy_models(4, 3, steps=2, batch_size=4)
     save_figure(three.plot()[0, 0], tmp_path / "gram.png")            # m = 3: Gram matrices only
     assert all((tmp_path / f).stat().st_size > 1000 for f in ("geometry.png", "bars.png", "dstar.png", "gram.png"))
+
+
+# -- pipeline ---------------------------------------------------------------------------------------
+
+def test_superposition_profile_and_report_section(tmp_path):
+    from topo_mi._results import load_result
+    from topo_mi.pipelines import superposition_profile
+
+    res = superposition_profile(density=[1.0, 0.05], seeds=[0, 1], steps=20, batch_size=32, phase_diagram=True,
+                                phase_steps=5, dimensions_curve=True, curve_features=6, curve_hidden=2,
+                                curve_steps=5, finite=True, finite_features=8, finite_T=[3, 20], finite_steps=5)
+    sec = res.report_section()
+    table = sec["table"]
+    assert len(table["index"]) == len(table["rows"]) == 2
+    assert all(len(r) == len(table["columns"]) for r in table["rows"])
+    assert sec["headline"].startswith("5 features in 2 dimensions") and sec["caption"]
+    s = res.summary()
+    assert s["n_seeds"] == 2 and "phase_diagram" in s and "finite_seconds" in s
+    back = load_result(res.save(tmp_path / "p"))
+    assert back.summary() == s
+    assert len(res.plot()) == 4
+    with pytest.raises(InvalidParameterError, match="density"):
+        superposition_profile(density=[0.0], steps=1)
+
+
+def test_superposition_spec_runs(tmp_path):
+    from topo_mi.errors import SpecError
+    from topo_mi.pipelines import load_spec, run
+
+    spec = {"name": "sp", "analyses": {"superposition": {"density": [1.0, 0.1], "steps": 10, "batch_size": 16}}}
+    out = run(spec, out=tmp_path / "run", progress=False)
+    assert out.results["analyses"]["superposition"]["n_sparsity"] == 2
+    assert (tmp_path / "run" / "figures" / "superposition.png").is_file()
+    with pytest.raises(SpecError, match="analyses.superposition.stepz"):
+        run({"analyses": {"superposition": {"stepz": 3}}}, out=tmp_path / "bad", progress=False)
+    from pathlib import Path
+    shipped = load_spec(Path(__file__).resolve().parents[2] / "pipelines" / "superposition.toml")
+    assert shipped["analyses"]["superposition"]["phase_diagram"] is True

@@ -108,6 +108,7 @@ def _analysis_function(kind: str):
         "circuits": lambda: pipelines.circuit_graph,
         "compare": lambda: pipelines.compare,
         "lyapunov_gain": lambda: _lyapunov_gain_fn(),
+        "superposition": lambda: pipelines.superposition_profile,
     }[kind]()
 
 
@@ -126,6 +127,7 @@ _SUPPLIED = {  # arguments the runner fills in itself
     "circuits": {"model", "data", "seed", "executor", "progress"},
     "compare": {"acts_a", "acts_b", "seed", "executor", "progress"},
     "lyapunov_gain": {"seed", "executor", "progress"},
+    "superposition": {"seed", "executor", "progress"},
 }
 
 
@@ -450,6 +452,8 @@ def _run_analysis(kind, params, *, spec, models, acts_list, inputs, dataset, see
         model = models[0][1]
         return fn(model, inputs, **base, **params)
     if kind == "lyapunov_gain":
+        return fn(**base, **params)
+    if kind == "superposition":  # trains its own toy models: no dataset, model or activations
         return fn(**base, **params)
     raise InvalidParameterError(f"analyses: unknown analysis {kind!r}")  # pragma: no cover
 
