@@ -76,9 +76,9 @@ class SuperpositionProfile(Result):
         sw = self.sweep
         n, m = int(sw.importance.shape[1]), int(sw.models.W.shape[2])
         i0, i1 = int(np.argmin(sw.sparsity)), int(np.argmax(sw.sparsity))
-        headline = (f"{n} features in {m} dimensions: at density {1 - sw.sparsity[i0]:.3g} "
-                    f"{_counts_text(sw, i0)} (D* = {sw.dimensions_per_feature[i0, 0]:.3g}); at density "
-                    f"{1 - sw.sparsity[i1]:.3g} {_counts_text(sw, i1)} (D* = {sw.dimensions_per_feature[i1, 0]:.3g}).")
+        headline = (f"{n} features in {m} dimensions: at density 1 - S = {1 - sw.sparsity[i0]:.3g}, "
+                    f"{_counts_text(sw, i0)} (D* = {sw.dimensions_per_feature[i0, 0]:.3g}); at 1 - S = "
+                    f"{1 - sw.sparsity[i1]:.3g}, {_counts_text(sw, i1)} (D* = {sw.dimensions_per_feature[i1, 0]:.3g}).")
         if not sw.models.superposition_possible:
             headline += " With m >= n every feature can have its own dimension: no superposition is needed."
         index, rows = self._rows()

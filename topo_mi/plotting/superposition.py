@@ -160,7 +160,7 @@ def plot_dimensions_per_feature(result, ax=None, *, column: int = 0):
     ax.plot(x, np.asarray(result.dimensions_per_feature)[:, column], "o-", color="k", ms=3, label="D* = m / ‖W‖²_F")
     for name, v in STICKY.items():
         ax.axhline(v, color="0.75", lw=0.6, ls=":")
-        ax.text(x.max(), v, f" {name}", va="center", fontsize=7, color="0.4")
+        ax.text(x.max(), v, f"{name} ", va="bottom", ha="right", fontsize=7, color="0.4")
     ax.set_xscale("log")
     ax.set_ylim(0, 1.1)
     ax.set_xlabel("1 / (1 − S)")
@@ -191,7 +191,13 @@ def plot_finite_dataset(result, ax=None):
 
 
 def plot_profile(result, ax=None):
-    """The pipeline's figure: feature geometry bars, D* across sparsity, the phase diagram when present."""
+    """The pipeline's figure.
+
+    Top row (m = 2): the feature directions of each density's best seed, coloured by polytope.
+    Bottom row: the stacked dimensionality bars, then ``D*`` across sparsity, the phase diagram and
+    the finite-dataset curves when they were computed. With ``ax``, only the bars are drawn there.
+    Returns the bottom row's Axes.
+    """
     panels = [("bars", result.sweep)]
     if result.dimensions_curve is not None:
         panels.append(("dstar", result.dimensions_curve))
@@ -202,13 +208,25 @@ def plot_profile(result, ax=None):
     draw = {"bars": plot_dimensionality_bars, "dstar": plot_dimensions_per_feature,
             "phase": plot_phase_diagram, "finite": plot_finite_dataset}
     if ax is not None:
-        return draw[panels[0][0]](panels[0][1], ax=ax)
+        return plot_dimensionality_bars(result.sweep, ax=ax)
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.0), squeeze=False,
-                             constrained_layout=True)
-    for a, (kind, res) in zip(axes[0], panels):
+    sw = result.sweep
+    arrows = sw.models.W.shape[2] == 2
+    width = max(5.2 * len(panels), 1.5 * sw.sparsity.size)
+    k_top, k_bot = sw.sparsity.size, len(panels)
+    fig = plt.figure(figsize=(width, 4.4 + (2.0 if arrows else 0.0)))
+    split = 2.0 / 6.4 if arrows else 0.0
+    if arrows:
+        top = fig.add_gridspec(1, k_top, top=0.95, bottom=1.0 - split + 0.02, left=0.05, right=0.98, wspace=0.15)
+        for i in range(k_top):
+            a = fig.add_subplot(top[0, i])
+            k = sw.best_index(i, 0)
+            _arrows(a, sw.models.W[k], sw.models.geometry.polytopes[k], f"1-S={1 - sw.sparsity[i]:.3g}")
+    grid = fig.add_gridspec(1, k_bot, top=1.0 - split - 0.07, bottom=0.1, left=0.05, right=0.98, wspace=0.3)
+    axes = np.array([fig.add_subplot(grid[0, j]) for j in range(k_bot)])
+    for a, (kind, res) in zip(axes, panels):
         draw[kind](res, ax=a)
-    return axes[0]
+    return axes
 
 
 __all__ = ["plot_feature_geometry", "plot_dimensionality_bars", "plot_phase_diagram", "plot_dimensions_per_feature",
