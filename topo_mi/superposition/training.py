@@ -354,10 +354,24 @@ def train_toy_models(n_features: int = 5, n_hidden: int = 2, *, n_instances: int
     imp_t = torch.as_tensor(imp, dtype=dt)[:, None, :]
     opt = _optimizer(torch.optim.AdamW, model.parameters(), lr=lr, weight_decay=weight_decay)
     S_list = S.tolist()
+    values = torch.empty(n_instances, batch_size, n_features)
+    draws = torch.empty(n_instances, batch_size, n_features)
+    S_t = torch.as_tensor(S, dtype=torch.float32)[:, None, None]
+
+    def independent_batch():
+        # the draws of sparse_feature_batch (values, then the keep test), written in place
+        for k, g in enumerate(gens):
+            torch.rand(batch_size, n_features, generator=g, out=values[k])
+            torch.rand(batch_size, n_features, generator=g, out=draws[k])
+        return torch.where(draws >= S_t, values, torch.zeros(()))
 
     def step_loss(step):
-        x = torch.stack([feature_batch(batch_size, n_features, s, g, correlated=corr, anticorrelated=anti)
-                         for s, g in zip(S_list, gens)]).to(dt)
+        if corr or anti:
+            x = torch.stack([feature_batch(batch_size, n_features, s, g, correlated=corr, anticorrelated=anti)
+                             for s, g in zip(S_list, gens)])
+        else:
+            x = independent_batch()
+        x = x.to(dt)
         return (imp_t * (x - model(x)) ** 2).mean(dim=(1, 2))
 
     losses, seconds = _step_loop(model, opt, step_loss, steps=steps, seed=seed_list[0], threads=threads,
