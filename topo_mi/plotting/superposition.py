@@ -157,7 +157,8 @@ def plot_dimensions_per_feature(result, ax=None, *, column: int = 0):
     for k in range(D.shape[0]):
         keep = norms[k] > 0.5
         ax.scatter(np.full(keep.sum(), x[k]), D[k, keep], s=4, color="C0", alpha=0.25, lw=0)
-    ax.plot(x, np.asarray(result.dimensions_per_feature)[:, column], "o-", color="k", ms=3, label="D* = m / ‖W‖²_F")
+    ax.plot(x, np.asarray(result.dimensions_per_feature)[:, column], "o-", color="k", ms=3,
+            label="D* = m / ‖W‖²_F")
     for name, v in STICKY.items():
         ax.axhline(v, color="0.75", lw=0.6, ls=":")
         ax.text(x.max(), v, f"{name} ", va="bottom", ha="right", fontsize=7, color="0.4")

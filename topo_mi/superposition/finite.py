@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from topo_mi._results import Result, result_dataclass
-from topo_mi._validation import check_float, check_int, fail
+from topo_mi._validation import check_choice, check_float, check_int, fail
 from topo_mi.superposition.geometry import feature_dimensionality
 
 
@@ -123,7 +123,6 @@ def finite_dataset(n_features: int = 200, n_hidden: int = 2, *, T: Sequence[int]
     from topo_mi.superposition.training import (
         LR_SCHEDULES, ToyModelInstances, _lr_factor, check_fits, feature_batch,
     )
-    from topo_mi._validation import check_choice
 
     n_features = check_int("n_features", n_features, min_value=1)
     n_hidden = check_int("n_hidden", n_hidden, min_value=1)
@@ -188,7 +187,8 @@ def finite_dataset(n_features: int = 200, n_hidden: int = 2, *, T: Sequence[int]
     return FiniteDatasetResult(T=np.asarray(sizes, dtype=np.int64), seeds=np.asarray(seed_list, dtype=np.int64),
                                train_loss=train_loss.reshape(shape), test_loss=test_loss.reshape(shape),
                                feature_dim_total=feat_D.sum(axis=1).reshape(shape),
-                               data_dim_total=data_total.reshape(shape), feature_dim_max=feat_D.max(axis=1).reshape(shape),
+                               data_dim_total=data_total.reshape(shape),
+                               feature_dim_max=feat_D.max(axis=1).reshape(shape),
                                data_dim_max=data_max.reshape(shape),
                                W=W, hidden=hidden, n_hidden=n_hidden, params=params, seconds=float(seconds))
 
