@@ -317,3 +317,16 @@ def test_finite_dataset_memorises_few_points_and_generalises_with_many():
     assert gap[0] > 0.9 and gap[1] < 0.1, gap
     assert res.data_dim_max[0, 0] > 0.6 and res.data_dim_max[1, 0] < 0.1
     assert res.feature_dim_max[1, 0] > 5 * res.data_dim_max[1, 0]
+
+
+@pytest.mark.slow
+def test_dimensions_per_feature_falls_from_one_through_one_half():
+    # 50 features in 5 dimensions, uniform importance, 4,000 steps. Measured D* = 1.009, 0.588, 0.490,
+    # 0.356, 0.090 at densities 1, 0.5, 0.3, 0.2, 0.01: no superposition when dense, antipodal pairs
+    # (1/2) at 1 - S = 0.3, then below.
+    from topo_mi.superposition import dimensions_per_feature_curve
+
+    d = dimensions_per_feature_curve(50, 5, density=[1.0, 0.5, 0.3, 0.2, 0.01], steps=4000)
+    dstar = d.dimensions_per_feature[:, 0]
+    assert abs(dstar[0] - 1.0) < 0.03 and abs(dstar[2] - 0.5) < 0.05 and dstar[4] < 0.15, dstar
+    assert np.all(np.diff(dstar) < 0)
