@@ -138,7 +138,9 @@ def _list(out=None) -> None:
     print("models (zoo):", file=out)
     for n in models.zoo_names():
         print(f"  {n}", file=out)
-    print("analyses: topology, geometry, dynamics, circuits, compare, lyapunov_gain", file=out)
+    from topo_mi.pipelines.spec import ANALYSES
+
+    print(f"analyses: {', '.join(ANALYSES)}", file=out)
 
 
 def main(argv=None) -> int:

@@ -175,7 +175,8 @@ _DEFAULT_COEF = {"relu": 0.2, "jumprelu": 0.01}
 
 
 def _memory_check(cfg: dict, batch_size: int) -> None:
-    from topo_mi.topology._resources import _fmt_bytes, available_memory
+    from topo_mi._resources import available_memory
+    from topo_mi._resources import fmt_bytes as _fmt_bytes
 
     c = cfg
     params = c["n_in"] * c["d_in"] * c["d_sae"] + c["d_sae"] * c["n_out"] * c["d_out"]

@@ -235,6 +235,48 @@ def train_classifier(model: nn.Module, X, y, *, epochs: int = 200, lr: float = 1
                           seconds=time.perf_counter() - t0, target_reached=reached, params=params)
 
 
+def _step_loop(model: nn.Module, opt: torch.optim.Optimizer, step_loss, *, steps: int, seed: int,
+               threads: int | None, progress: bool, desc: str, name: str, lr: float, every: int = 100,
+               fmt: str = ".4g", lr_factor=None) -> tuple[np.ndarray, float]:
+    """Run ``steps`` optimiser steps on fresh batches; return the losses and the seconds taken.
+
+    ``step_loss(step)`` draws the step's batch and returns its loss: a scalar, or one loss per
+    independent instance (shape (k,), minimised through their sum and recorded separately, so
+    ``losses`` has shape (steps,) or (steps, k)). ``lr_factor(step)``, when given, scales every
+    parameter group's learning rate ``lr`` at that step (a schedule). The global torch RNG is forked
+    and seeded by ``seed``; a non-finite loss raises :class:`DivergenceError` naming ``name``.
+    """
+    losses = None
+    was_training = model.training
+    t0 = time.perf_counter()
+    try:
+        with _threads(threads), torch.random.fork_rng(devices=[]), _progress(steps, progress, desc) as bar:
+            torch.manual_seed(seed)
+            model.train()
+            for step in range(steps):
+                if lr_factor is not None:
+                    for group in opt.param_groups:
+                        group["lr"] = lr * lr_factor(step)
+                loss = step_loss(step)
+                opt.zero_grad(set_to_none=True)
+                (loss if loss.ndim == 0 else loss.sum()).backward()
+                opt.step()
+                value = loss.detach().double().numpy()
+                if losses is None:
+                    losses = np.empty((steps,) + value.shape)
+                losses[step] = value
+                if not np.all(np.isfinite(value)):
+                    bad = float(value) if value.ndim == 0 else float(value[~np.isfinite(value)][0])
+                    where = "" if value.ndim == 0 else f" (instance {int(np.flatnonzero(~np.isfinite(value))[0])})"
+                    raise DivergenceError(f"{name}: the loss became {bad} at step {step + 1}{where} "
+                                          f"(lower lr={lr:g})")
+                if step % every == 0 or step == steps - 1:
+                    bar.update(step + 1 - bar.n)
+                    bar.set_postfix(loss=format(float(value.mean()), fmt))
+    finally:
+        model.train(was_training)
+    return losses, time.perf_counter() - t0
+
 def _sub_seed(seed: int, stream: int) -> int:
     """An independent seed for a named stream of the same run (data, evaluation, ...)."""
     return int(np.random.SeedSequence([seed, stream]).generate_state(1, dtype=np.uint64)[0] >> 1)
@@ -316,30 +358,13 @@ def train_max_of_k(model: nn.Module, *, steps: int = 3000, batch_size: int = 128
                   batch_size=batch_size, seed=seed, d_vocab=d_vocab, n_ctx=n_ctx)
     g = generator(_sub_seed(seed, 0))
     opt = _optimizer(torch.optim.AdamW, model.parameters(), lr=lr, betas=(0.9, 0.999), weight_decay=weight_decay)
-    losses = np.empty(steps)
-    was_training = model.training
-    t0 = time.perf_counter()
-    try:
-        with _threads(threads), torch.random.fork_rng(devices=[]), _progress(steps, progress, "max-of-k") as bar:
-            torch.manual_seed(seed)
-            model.train()
-            for step in range(steps):
-                tokens = torch.randint(0, d_vocab, (batch_size, n_ctx), generator=g)
-                logits = model(tokens)[:, -1]
-                loss = nn.functional.cross_entropy(logits, tokens.max(dim=1).values)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                losses[step] = float(loss.detach())
-                if not math.isfinite(losses[step]):
-                    raise DivergenceError(f"train_max_of_k: the loss became {losses[step]} at step {step + 1} "
-                                          f"(lower lr={lr:g})")
-                if step % 50 == 0 or step == steps - 1:
-                    bar.update(step + 1 - bar.n)
-                    bar.set_postfix(loss=f"{losses[step]:.4f}")
-    finally:
-        model.train(was_training)
-    seconds = time.perf_counter() - t0
+
+    def step_loss(step):
+        tokens = torch.randint(0, d_vocab, (batch_size, n_ctx), generator=g)
+        return nn.functional.cross_entropy(model(tokens)[:, -1], tokens.max(dim=1).values)
+
+    losses, seconds = _step_loop(model, opt, step_loss, steps=steps, seed=seed, threads=threads, progress=progress,
+                                 desc="max-of-k", name="train_max_of_k", lr=lr, every=50, fmt=".4f")
     with _threads(threads):
         acc = max_of_k_accuracy(model, seed=_sub_seed(seed, 1))
     return TrainingReport(task="max_of_k", losses=losses, accuracies=np.empty(0), final_accuracy=acc,
@@ -402,31 +427,16 @@ def train_superposition(model: nn.Module, *, sparsity: float, importance_decay: 
     importance = importance_decay ** torch.arange(n_features, dtype=torch.float32)
     g = generator(_sub_seed(seed, 0))
     opt = _optimizer(torch.optim.AdamW, model.parameters(), lr=lr, weight_decay=weight_decay)
-    losses = np.empty(steps)
-    was_training = model.training
-    t0 = time.perf_counter()
-    try:
-        with _threads(threads), torch.random.fork_rng(devices=[]), _progress(steps, progress, "superposition") as bar:
-            torch.manual_seed(seed)
-            model.train()
-            for step in range(steps):
-                x = sparse_feature_batch(batch_size, n_features, sparsity, g)
-                loss = (importance * (x - model(x)) ** 2).mean()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                losses[step] = float(loss.detach())
-                if not math.isfinite(losses[step]):
-                    raise DivergenceError(f"train_superposition: the loss became {losses[step]} at step "
-                                          f"{step + 1} (lower lr={lr:g})")
-                if step % 200 == 0 or step == steps - 1:
-                    bar.update(step + 1 - bar.n)
-                    bar.set_postfix(loss=f"{losses[step]:.3g}")
-    finally:
-        model.train(was_training)
+
+    def step_loss(step):
+        x = sparse_feature_batch(batch_size, n_features, sparsity, g)
+        return (importance * (x - model(x)) ** 2).mean()
+
+    losses, seconds = _step_loop(model, opt, step_loss, steps=steps, seed=seed, threads=threads, progress=progress,
+                                 desc="superposition", name="train_superposition", lr=lr, every=200, fmt=".3g")
     return TrainingReport(task="superposition", losses=losses, accuracies=np.empty(0),
                           final_accuracy=float("nan"), epochs_run=steps, unit="step",
-                          seconds=time.perf_counter() - t0, target_reached=None, params=params)
+                          seconds=seconds, target_reached=None, params=params)
 
 
 __all__ = ["TrainingReport", "train_classifier", "train_max_of_k", "train_superposition",

@@ -9,6 +9,7 @@
 - :func:`dictionary_profile` — a sparse dictionary (SAE) trained on one layer: metrics, examples
 - :func:`proof_table` — compact proofs of max-of-K accuracy: bound against cost per strategy
 - :func:`concept_profile` — a concept's direction, R_c, τ_c and causal effect layer by layer
+- :func:`superposition_profile` — toy models of superposition across sparsity, phase diagram, D*
 - :func:`run` — run a declarative TOML spec end to end (what ``topo-mi run`` calls)
 """
 from __future__ import annotations
@@ -35,6 +36,8 @@ _ATTRS = {
     "ProofTable": "topo_mi.pipelines.guarantees",
     "concept_profile": "topo_mi.pipelines.causal",
     "ConceptProfile": "topo_mi.pipelines.causal",
+    "superposition_profile": "topo_mi.pipelines.superposition",
+    "SuperpositionProfile": "topo_mi.pipelines.superposition",
     "run": "topo_mi.pipelines.runner",
     "RunResult": "topo_mi.pipelines.runner",
     "load_spec": "topo_mi.pipelines.spec",

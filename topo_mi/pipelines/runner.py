@@ -115,6 +115,7 @@ def _analysis_function(kind: str):
         "guarantees": lambda: pipelines.proof_table,
         "differential": lambda: pipelines.sensitivity_profile,
         "causal": lambda: pipelines.concept_profile,
+        "superposition": lambda: pipelines.superposition_profile,
     }[kind]()
 
 
@@ -137,6 +138,7 @@ _SUPPLIED = {  # arguments the runner fills in itself
     "guarantees": {"model", "seed", "progress"},
     "differential": {"model", "data", "layers", "seed", "executor", "progress"},
     "causal": {"model", "inputs", "labels", "sample_ids", "seed", "progress"},
+    "superposition": {"seed", "executor", "progress"},
 }
 
 _MODEL_ONLY = {"guarantees"}  # analyses that read the model's weights, not its activations
@@ -614,6 +616,8 @@ def _run_analysis(kind, params, *, spec, models, acts_list, inputs, dataset, see
         params.setdefault("layers", acts_list[0].layers)
         return fn(models[0][1], inputs, labels=acts_list[0].labels, sample_ids=acts_list[0].sample_ids,
                   **base, **params)
+    if kind == "superposition":  # trains its own toy models: no dataset, model or activations
+        return fn(**base, **params)
     raise InvalidParameterError(f"analyses: unknown analysis {kind!r}")  # pragma: no cover
 
 

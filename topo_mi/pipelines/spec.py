@@ -39,7 +39,7 @@ except ImportError:  # pragma: no cover
     import tomli as tomllib
 
 ANALYSES = ("topology", "geometry", "dynamics", "circuits", "compare", "lyapunov_gain", "guarantees", "differential",
-            "causal", "dictionary")
+            "causal", "dictionary", "superposition")
 
 # key -> (types, required, default, check) ; check(value) -> error text or None
 _num = (int, float)
