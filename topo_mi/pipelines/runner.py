@@ -274,7 +274,8 @@ def _collect(spec: dict, model, extra, dataset, *, seed: int, progress: bool):
     acts = tm.collect(model, inputs, layers=names, reduce=a.get("reduce", "last"),
                       batch_size=a.get("batch_size", 256), store=store, progress=progress,
                       labels=None if y is None else y[idx], sample_ids=idx,
-                      dataset_id=spec["dataset"]["name"], seed=seed)
+                      dataset_id=spec["dataset"]["name"], seed=seed,
+                      tokenizer=extra if extra is not None and a.get("reduce") == "tokens" else None)
     if y is not None and acts.labels is None:
         from topo_mi.activations import Activations
 

@@ -65,9 +65,9 @@ def _int_list(v):
 
 
 def _reduce(v):
-    if v in ("last", "mean", "flatten") or (isinstance(v, int) and not isinstance(v, bool)):
+    if v in ("last", "mean", "flatten", "tokens") or (isinstance(v, int) and not isinstance(v, bool)):
         return None
-    return "'last', 'mean', 'flatten' or an integer token position"
+    return "'last', 'mean', 'flatten', 'tokens' or an integer token position"
 
 
 def _choice(*opts):
