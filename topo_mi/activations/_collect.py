@@ -263,7 +263,11 @@ def _rebuild(job, inputs, store: Path, meta, fingerprint, args) -> Activations:
     tmp = store.parent / f".{store.name}.rebuild-{os.getpid()}"
     old = store.parent / f".{store.name}.old-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    _run(job, inputs, tmp, meta, fingerprint, **args)
+    try:
+        _run(job, inputs, tmp, meta, fingerprint, **args)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     os.replace(store, old)
     os.replace(tmp, store)
     shutil.rmtree(old, ignore_errors=True)
@@ -282,7 +286,7 @@ def _reuse(job, inputs, store: Path, meta, fingerprint, args, *, overwrite, veri
             return _rebuild(job, inputs, store, meta, fingerprint, args)
         raise
     except StoreCorruptedError:  # a damaged manifest: nothing in it can be trusted
-        if overwrite or repair:
+        if repair:
             return _rebuild(job, inputs, store, meta, fingerprint, args)
         raise
     if hasattr(inputs, "__next__"):

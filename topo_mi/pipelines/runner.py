@@ -275,7 +275,8 @@ def _collect(spec: dict, model, extra, dataset, *, seed: int, progress: bool):
                       batch_size=a.get("batch_size", 256), store=store, progress=progress,
                       labels=None if y is None else y[idx], sample_ids=idx,
                       dataset_id=spec["dataset"]["name"], seed=seed,
-                      tokenizer=extra if extra is not None and a.get("reduce") == "tokens" else None)
+                      tokenizer=extra if extra is not None and a.get("reduce") == "tokens" else None,
+                      overwrite=True)  # a cache: one of an older format is rebuilt (damage still raises)
     if y is not None and acts.labels is None:
         from topo_mi.activations import Activations
 
