@@ -7,7 +7,7 @@ memory and streaming to an on-disk store (which includes writing every byte's ch
 medians of ``--repeat`` rounds, contenders interleaved within each round so that load drifts on a
 shared machine hit all alike. Goals: collect <= 1.15x a bare forward in memory, <= 1.3x to disk.
 
-    python benchmarks/bench_collect.py [--quick] [--repeat N]
+    python benchmarks/bench_collect.py [--quick] [--repeat N] [--cpu-time]
 """
 from __future__ import annotations
 
@@ -26,6 +26,9 @@ from torch import nn
 import topo_mi as tm
 
 
+CLOCK = time.perf_counter
+
+
 def interleaved(fns, repeat):
     """Median time of each function over ``repeat`` rounds, measured in alternation so that load
     drifts on a shared machine hit every contender alike (one untimed warm-up round first)."""
@@ -34,9 +37,9 @@ def interleaved(fns, repeat):
     times = [[] for _ in fns]
     for _ in range(repeat):
         for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
+            t0 = CLOCK()
             fn()
-            times[i].append(time.perf_counter() - t0)
+            times[i].append(CLOCK() - t0)
     return [float(np.median(t)) for t in times]
 
 
@@ -157,20 +160,32 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, one repeat")
     ap.add_argument("--repeat", type=int, default=None, help="timed rounds (default 5, 1 with --quick)")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="one thread, and this process's CPU seconds instead of wall seconds (steadier on a "
+                         "machine shared with other jobs; excludes time blocked on disk)")
     args = ap.parse_args()
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    global CLOCK
+    if args.cpu_time:
+        CLOCK = time.process_time
+        torch.set_num_threads(1)
+    else:
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
     repeat = args.repeat or (1 if args.quick else 5)
-    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; median of {repeat} rounds",
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; median of {repeat} rounds"
+          + ("; CPU seconds, 1 thread" if args.cpu_time else "; wall seconds"), flush=True)
+    print(f"{'case':<48} {'bare fwd s':>10} {'collect s':>10} {'ratio':>6} {'to disk s':>10} {'ratio':>6}",
           flush=True)
-    rows = [mlp_case(10_000 if args.quick else 50_000, repeat)]
+
+    def show(row):
+        name, tb, tmem, tdisk = row
+        print(f"{name:<48} {tb:>10.3f} {tmem:>10.3f} {tmem / tb:>6.2f} {tdisk:>10.3f} {tdisk / tb:>6.2f}", flush=True)
+
+    show(mlp_case(10_000 if args.quick else 50_000, repeat))
     try:
-        rows.append(minilm_case(64 if args.quick else 256, repeat))
-        rows.append(minilm_tokens_case(64 if args.quick else 256, repeat))
+        show(minilm_case(64 if args.quick else 256, repeat))
+        show(minilm_tokens_case(64 if args.quick else 256, repeat))
     except ImportError as exc:
         print(f"(MiniLM skipped: {exc})")
-    print(f"{'case':<48} {'bare fwd s':>10} {'collect s':>10} {'ratio':>6} {'to disk s':>10} {'ratio':>6}")
-    for name, tb, tmem, tdisk in rows:
-        print(f"{name:<48} {tb:>10.3f} {tmem:>10.3f} {tmem / tb:>6.2f} {tdisk:>10.3f} {tdisk / tb:>6.2f}")
     n, d, t_ref, t_shuf, t_seq = iter_batches_case(20_000 if args.quick else 200_000, 384, repeat)
     print(f"\niter_batches over a memory-mapped store, {n:,} x {d} float32, batches of 1024 (buffer 65,536 rows)")
     print(f"{'read':<48} {'s':>10} {'rows/s':>12} {'ratio':>6}")
