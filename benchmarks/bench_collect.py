@@ -27,6 +27,21 @@ import topo_mi as tm
 
 
 CLOCK = time.perf_counter
+_STORES: list[str] = []
+
+
+def fresh_store() -> str:
+    """A new store folder; all are deleted at exit, outside the timings (deleting 400 MB of files
+    is not part of collecting them)."""
+    d = tempfile.mkdtemp()
+    _STORES.append(d)
+    return os.path.join(d, "s")
+
+
+def _cleanup():
+    for d in _STORES:
+        shutil.rmtree(d, ignore_errors=True)
+    _STORES.clear()
 
 
 def interleaved(fns, repeat):
@@ -63,11 +78,7 @@ def mlp_case(n, repeat):
     batches = [X[i:i + bs] for i in range(0, n, bs)]
     names = [str(i) for i in range(1, 8, 2)]
     def to_disk():
-        d = tempfile.mkdtemp()
-        try:
-            tm.collect(model, X, layers=names, batch_size=bs, progress=False, store=os.path.join(d, "s"))
-        finally:
-            shutil.rmtree(d)
+        tm.collect(model, X, layers=names, batch_size=bs, progress=False, store=fresh_store())
 
     t_bare, t_mem, t_disk = interleaved([
         lambda: bare_forward(model, batches),
@@ -89,12 +100,8 @@ def minilm_case(n, repeat):
     bs = 64
     batches = [{k: v[i:i + bs] for k, v in enc.items()} for i in range(0, n, bs)]
     def to_disk():
-        d = tempfile.mkdtemp()
-        try:
-            tm.collect(model, enc, layers=MINILM_LAYERS, reduce="mean", batch_size=bs, progress=False,
-                       store=os.path.join(d, "s"))
-        finally:
-            shutil.rmtree(d)
+        tm.collect(model, enc, layers=MINILM_LAYERS, reduce="mean", batch_size=bs, progress=False,
+                       store=fresh_store())
 
     t_bare, t_mem, t_disk = interleaved([
         lambda: bare_forward(model, batches, kw=True),
@@ -114,12 +121,8 @@ def minilm_tokens_case(n, repeat):
     n_tok = sum(int(b["attention_mask"].sum()) for b in batches)
 
     def to_disk():
-        d = tempfile.mkdtemp()
-        try:
-            tm.collect(model, batches, layers=MINILM_LAYERS, reduce="tokens", progress=False,
-                       store=os.path.join(d, "s"))
-        finally:
-            shutil.rmtree(d)
+        tm.collect(model, batches, layers=MINILM_LAYERS, reduce="tokens", progress=False,
+                       store=fresh_store())
 
     t_bare, t_mem, t_disk = interleaved([
         lambda: bare_forward(model, batches, kw=True),
@@ -180,10 +183,16 @@ def main():
         name, tb, tmem, tdisk = row
         print(f"{name:<48} {tb:>10.3f} {tmem:>10.3f} {tmem / tb:>6.2f} {tdisk:>10.3f} {tdisk / tb:>6.2f}", flush=True)
 
+    import atexit
+
+    atexit.register(_cleanup)
     show(mlp_case(10_000 if args.quick else 50_000, repeat))
+    _cleanup()
     try:
         show(minilm_case(64 if args.quick else 256, repeat))
+        _cleanup()
         show(minilm_tokens_case(64 if args.quick else 256, repeat))
+        _cleanup()
     except ImportError as exc:
         print(f"(MiniLM skipped: {exc})")
     n, d, t_ref, t_shuf, t_seq = iter_batches_case(20_000 if args.quick else 200_000, 384, repeat)

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from topo_mi._io import atomic_path, dumps, read_json, write_json, write_npy
+from topo_mi._io import _json_default, atomic_path, read_json, write_json, write_npy
 from topo_mi.errors import InvalidParameterError, StoreCorruptedError, StoreMismatchError
 
 STORE_FORMAT = "topo_mi.activations/2"
@@ -83,7 +83,8 @@ def crc_file(path) -> int:
 
 def _body_checksum(doc: dict) -> int:
     body = {k: v for k, v in doc.items() if k != "checksum"}
-    return zlib.crc32(dumps(body).encode())
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=_json_default, allow_nan=True)
+    return zlib.crc32(text.encode())
 
 
 def _sealed(doc: dict) -> dict:

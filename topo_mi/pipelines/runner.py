@@ -432,8 +432,9 @@ def _run_analysis(kind, params, *, spec, models, acts_list, inputs, dataset, see
         from topo_mi._sampling import random_subsample
 
         idx = random_subsample(acts_list[0].n_samples, n_sub, seed=seed)
+        if acts_list[0].token_index is None:  # token rows are not input rows: the inputs stay whole
+            inputs = _take_rows(inputs, idx)
         acts_list = [a.take(idx) for a in acts_list]
-        inputs = _take_rows(inputs, idx)
     if kind in ("topology", "geometry"):
         return fn(acts_list[0], **base, **params)
     if kind == "compare":
