@@ -31,8 +31,8 @@ _STORES: list[str] = []
 
 
 def fresh_store() -> str:
-    """A new store folder; all are deleted at exit, outside the timings (deleting 400 MB of files
-    is not part of collecting them)."""
+    """A new store folder, deleted right after its timing (deleting 400 MB of files is not part of
+    collecting them, and leftover stores would make later rounds wait on their disk writeback)."""
     d = tempfile.mkdtemp()
     _STORES.append(d)
     return os.path.join(d, "s")
@@ -49,12 +49,14 @@ def interleaved(fns, repeat):
     drifts on a shared machine hit every contender alike (one untimed warm-up round first)."""
     for fn in fns:
         fn()
+        _cleanup()
     times = [[] for _ in fns]
     for _ in range(repeat):
         for i, fn in enumerate(fns):
             t0 = CLOCK()
             fn()
             times[i].append(CLOCK() - t0)
+            _cleanup()  # delete a store after its timing: each collection starts from an empty disk cache
     return [float(np.median(t)) for t in times]
 
 
@@ -163,6 +165,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, one repeat")
     ap.add_argument("--repeat", type=int, default=None, help="timed rounds (default 5, 1 with --quick)")
+    ap.add_argument("--cases", default="mlp,minilm,tokens,iter",
+                    help="comma-separated subset of mlp, minilm, tokens, iter")
     ap.add_argument("--cpu-time", action="store_true",
                     help="one thread, and this process's CPU seconds instead of wall seconds (steadier on a "
                          "machine shared with other jobs; excludes time blocked on disk)")
@@ -186,15 +190,18 @@ def main():
     import atexit
 
     atexit.register(_cleanup)
-    show(mlp_case(10_000 if args.quick else 50_000, repeat))
-    _cleanup()
+    cases = set(args.cases.split(","))
+    if "mlp" in cases:
+        show(mlp_case(10_000 if args.quick else 50_000, repeat))
     try:
-        show(minilm_case(64 if args.quick else 256, repeat))
-        _cleanup()
-        show(minilm_tokens_case(64 if args.quick else 256, repeat))
-        _cleanup()
+        if "minilm" in cases:
+            show(minilm_case(64 if args.quick else 256, repeat))
+        if "tokens" in cases:
+            show(minilm_tokens_case(64 if args.quick else 256, repeat))
     except ImportError as exc:
         print(f"(MiniLM skipped: {exc})")
+    if "iter" not in cases:
+        return
     n, d, t_ref, t_shuf, t_seq = iter_batches_case(20_000 if args.quick else 200_000, 384, repeat)
     print(f"\niter_batches over a memory-mapped store, {n:,} x {d} float32, batches of 1024 (buffer 65,536 rows)")
     print(f"{'read':<48} {'s':>10} {'rows/s':>12} {'ratio':>6}")
