@@ -1,10 +1,13 @@
-"""Collection overhead: ``topo_mi.collect`` vs a bare forward pass over the same inputs.
+"""Collection overhead: ``topo_mi.collect`` vs a bare forward pass over the same inputs, and
+``Activations.iter_batches`` throughput vs reading the memory-mapped array in order.
 
-Cases: a 4 x 512 MLP on 100,000 inputs (all hidden layers) and the real MiniLM on sentences
-(all 7 hidden states, mean-pooled); in memory and streaming to an on-disk store.
-Prints seconds and the ratio collect / bare forward (goal: <= 1.15x in memory).
+Cases: a 4 x 512 MLP on 50,000 inputs (all hidden layers); the real MiniLM on sentences (all 7
+hidden states, mean-pooled) and per token (``reduce="tokens"`` on the 'text' corpus); each in
+memory and streaming to an on-disk store (which includes writing every byte's checksum). Times are
+medians of ``--repeat`` rounds, contenders interleaved within each round so that load drifts on a
+shared machine hit all alike. Goals: collect <= 1.15x a bare forward in memory, <= 1.3x to disk.
 
-    python benchmarks/bench_collect.py [--quick]
+    python benchmarks/bench_collect.py [--quick] [--repeat N] [--cpu-time]
 """
 from __future__ import annotations
 
@@ -23,16 +26,38 @@ from torch import nn
 import topo_mi as tm
 
 
+CLOCK = time.perf_counter
+_STORES: list[str] = []
+
+
+def fresh_store() -> str:
+    """A new store folder, deleted right after its timing (deleting 400 MB of files is not part of
+    collecting them, and leftover stores would make later rounds wait on their disk writeback)."""
+    d = tempfile.mkdtemp()
+    _STORES.append(d)
+    return os.path.join(d, "s")
+
+
+def _cleanup():
+    for d in _STORES:
+        shutil.rmtree(d, ignore_errors=True)
+    _STORES.clear()
+
+
 def interleaved(fns, repeat):
-    """Best-of-``repeat`` time of each function, measured in alternation so that load drifts on a
-    shared machine hit every contender alike."""
-    best = [float("inf")] * len(fns)
+    """Median time of each function over ``repeat`` rounds, measured in alternation so that load
+    drifts on a shared machine hit every contender alike (one untimed warm-up round first)."""
+    for fn in fns:
+        fn()
+        _cleanup()
+    times = [[] for _ in fns]
     for _ in range(repeat):
         for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
+            t0 = CLOCK()
             fn()
-            best[i] = min(best[i], time.perf_counter() - t0)
-    return best
+            times[i].append(CLOCK() - t0)
+            _cleanup()  # delete a store after its timing: each collection starts from an empty disk cache
+    return [float(np.median(t)) for t in times]
 
 
 def bare_forward(model, batches, kw=False):
@@ -55,11 +80,7 @@ def mlp_case(n, repeat):
     batches = [X[i:i + bs] for i in range(0, n, bs)]
     names = [str(i) for i in range(1, 8, 2)]
     def to_disk():
-        d = tempfile.mkdtemp()
-        try:
-            tm.collect(model, X, layers=names, batch_size=bs, progress=False, store=os.path.join(d, "s"))
-        finally:
-            shutil.rmtree(d)
+        tm.collect(model, X, layers=names, batch_size=bs, progress=False, store=fresh_store())
 
     t_bare, t_mem, t_disk = interleaved([
         lambda: bare_forward(model, batches),
@@ -81,12 +102,8 @@ def minilm_case(n, repeat):
     bs = 64
     batches = [{k: v[i:i + bs] for k, v in enc.items()} for i in range(0, n, bs)]
     def to_disk():
-        d = tempfile.mkdtemp()
-        try:
-            tm.collect(model, enc, layers=MINILM_LAYERS, reduce="mean", batch_size=bs, progress=False,
-                       store=os.path.join(d, "s"))
-        finally:
-            shutil.rmtree(d)
+        tm.collect(model, enc, layers=MINILM_LAYERS, reduce="mean", batch_size=bs, progress=False,
+                       store=fresh_store())
 
     t_bare, t_mem, t_disk = interleaved([
         lambda: bare_forward(model, batches, kw=True),
@@ -95,20 +112,103 @@ def minilm_case(n, repeat):
     return f"MiniLM, {n} sentences x 48 tokens, 7 states", t_bare, t_mem, t_disk
 
 
+def minilm_tokens_case(n, repeat):
+    from topo_mi.activations.hf import MINILM_LAYERS, load_minilm
+    from topo_mi.datasets import make
+
+    model, tok = load_minilm()
+    texts = [str(t) for t in make("text").X[:n]]
+    bs = 64
+    batches = [dict(tok(texts[i:i + bs], padding=True, return_tensors="pt")) for i in range(0, len(texts), bs)]
+    n_tok = sum(int(b["attention_mask"].sum()) for b in batches)
+
+    def to_disk():
+        tm.collect(model, batches, layers=MINILM_LAYERS, reduce="tokens", progress=False,
+                       store=fresh_store())
+
+    t_bare, t_mem, t_disk = interleaved([
+        lambda: bare_forward(model, batches, kw=True),
+        lambda: tm.collect(model, batches, layers=MINILM_LAYERS, reduce="tokens", progress=False),
+        to_disk], repeat)
+    return f"MiniLM per token, {n} texts = {n_tok:,} tokens x 7", t_bare, t_mem, t_disk
+
+
+def iter_batches_case(n, d, repeat, batch_size=1024):
+    """Rows/s of shuffled and in-order iter_batches over a memory-mapped store, against reading
+    the memmap in order in batch-sized slices (the cheapest possible read)."""
+    rng = np.random.default_rng(0)
+    tmp = tempfile.mkdtemp()
+    try:
+        tm.Activations({"x": rng.standard_normal((n, d), dtype=np.float32)}).save(os.path.join(tmp, "s"))
+        acts = tm.Activations.load(os.path.join(tmp, "s"))
+        mm = acts["x"]
+
+        def in_order():
+            for i in range(0, n, batch_size):
+                np.array(mm[i:i + batch_size]).sum()
+
+        def shuffled():
+            for b in acts.iter_batches(batch_size, seed=1):
+                b["x"].sum()
+
+        def unshuffled():
+            for b in acts.iter_batches(batch_size, shuffle=False):
+                b["x"].sum()
+
+        t_ref, t_shuf, t_seq = interleaved([in_order, shuffled, unshuffled], repeat)
+    finally:
+        shutil.rmtree(tmp)
+    return n, d, t_ref, t_shuf, t_seq
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, one repeat")
+    ap.add_argument("--repeat", type=int, default=None, help="timed rounds (default 5, 1 with --quick)")
+    ap.add_argument("--cases", default="mlp,minilm,tokens,iter",
+                    help="comma-separated subset of mlp, minilm, tokens, iter")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="one thread, and this process's CPU seconds instead of wall seconds (steadier on a "
+                         "machine shared with other jobs; excludes time blocked on disk)")
     args = ap.parse_args()
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
-    repeat = 1 if args.quick else 5
-    rows = [mlp_case(10_000 if args.quick else 50_000, repeat)]
+    global CLOCK
+    if args.cpu_time:
+        CLOCK = time.process_time
+        torch.set_num_threads(1)
+    else:
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+    repeat = args.repeat or (1 if args.quick else 5)
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; median of {repeat} rounds"
+          + ("; CPU seconds, 1 thread" if args.cpu_time else "; wall seconds"), flush=True)
+    print(f"{'case':<48} {'bare fwd s':>10} {'collect s':>10} {'ratio':>6} {'to disk s':>10} {'ratio':>6}",
+          flush=True)
+
+    def show(row):
+        name, tb, tmem, tdisk = row
+        print(f"{name:<48} {tb:>10.3f} {tmem:>10.3f} {tmem / tb:>6.2f} {tdisk:>10.3f} {tdisk / tb:>6.2f}", flush=True)
+
+    import atexit
+
+    atexit.register(_cleanup)
+    cases = set(args.cases.split(","))
+    if "mlp" in cases:
+        show(mlp_case(10_000 if args.quick else 50_000, repeat))
     try:
-        rows.append(minilm_case(64 if args.quick else 256, repeat))
+        if "minilm" in cases:
+            show(minilm_case(64 if args.quick else 256, repeat))
+        if "tokens" in cases:
+            show(minilm_tokens_case(64 if args.quick else 256, repeat))
     except ImportError as exc:
         print(f"(MiniLM skipped: {exc})")
-    print(f"{'case':<42} {'bare fwd s':>10} {'collect s':>10} {'ratio':>6} {'to disk s':>10} {'ratio':>6}")
-    for name, tb, tmem, tdisk in rows:
-        print(f"{name:<42} {tb:>10.3f} {tmem:>10.3f} {tmem / tb:>6.2f} {tdisk:>10.3f} {tdisk / tb:>6.2f}")
+    if "iter" not in cases:
+        return
+    n, d, t_ref, t_shuf, t_seq = iter_batches_case(20_000 if args.quick else 200_000, 384, repeat)
+    print(f"\niter_batches over a memory-mapped store, {n:,} x {d} float32, batches of 1024 (buffer 65,536 rows)")
+    print(f"{'read':<48} {'s':>10} {'rows/s':>12} {'ratio':>6}")
+    for name, t in (("memmap in order (reference)", t_ref), ("iter_batches(shuffle=True)", t_shuf),
+                    ("iter_batches(shuffle=False)", t_seq)):
+        print(f"{name:<48} {t:>10.3f} {n / t:>12,.0f} {t / t_ref:>6.2f}")
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -52,3 +52,15 @@ def test_tokens_equal_masked_hidden_states_exactly(minilm, tmp_path):
     assert ad.layers == MINILM_LAYERS
     for name in MINILM_LAYERS:
         np.testing.assert_array_equal(ad[name], acts[name])
+
+
+def test_text_corpus_has_the_tokens_its_card_says(minilm):
+    from topo_mi.datasets import make
+
+    _, tok = minilm
+    ds = make("text")
+    counts = [len(ids) for ids in tok([str(s) for s in ds.X])["input_ids"]]
+    total, without = sum(counts), sum(counts) - 2 * len(counts)
+    assert without >= 12_000
+    assert f"{total:,} all-MiniLM-L6-v2 tokens" in ds.card["description"]
+    assert f"{without:,} without" in ds.card["description"]

@@ -283,3 +283,17 @@ def test_from_mapping_drops_aliases_and_reduces():
     assert hs.layers == ["embeddings", "encoder.layer.0"]  # as collect names BERT-style modules
     np.testing.assert_allclose(hs["encoder.layer.0"], (base * 2).mean(1).numpy(), rtol=1e-6)
     assert Activations.from_mapping((base,), prefix="h.", attention_mask=False).layers == ["h.0"]
+
+
+def test_in_place_op_after_a_recorded_layer_does_not_alter_it():
+    # ReLU(inplace=True) overwrites the Linear's output after its hook fired; the rows were copied
+    # out at hook time. 4,200 x 4,096 floats (69 MB) also takes the pre-faulted allocation.
+    g = torch.Generator().manual_seed(0)
+    m = nn.Sequential(nn.Linear(8, 4096), nn.ReLU(inplace=True))
+    X = torch.randn(4200, 8, generator=g)
+    acts = collect(m, X, layers=["0", "1"], batch_size=1000, progress=False)
+    with torch.no_grad():
+        h = m[0](X)
+    np.testing.assert_array_equal(acts["0"], h.numpy())
+    assert (acts["0"] < 0).any()
+    np.testing.assert_array_equal(acts["1"], torch.relu(h).numpy())

@@ -143,7 +143,8 @@ def test_collect_text_batches_its_own_padding():
 def test_token_bad_inputs():
     m = TokenModel()
     batch = _padded_batch()
-    with pytest.raises(InvalidParameterError, match="'tokens' needs a \\(batch, tokens, d\\) output; layer 'pool'.*no token axis"):
+    with pytest.raises(InvalidParameterError,
+                       match="'tokens' needs a \\(batch, tokens, d\\) output; layer 'pool'.*no token axis"):
         collect(m, batch, layers=["pool"], reduce="tokens", progress=False)
     with pytest.raises(InvalidParameterError, match="tokenizer: expected reduce='tokens'"):
         collect(m, batch, layers=["block"], reduce="mean", tokenizer=ToyTokenizer(), progress=False)

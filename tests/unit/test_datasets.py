@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 POINT_CLOUDS = ["circle", "sphere", "torus", "klein_bottle", "figure_eight", "clusters", "linked_rings"]
 NAITZAT = ["naitzat_d1", "naitzat_d2", "naitzat_d3"]
-ALL = POINT_CLOUDS + NAITZAT + ["max_of_k", "modular_addition", "sparse_features", "digits", "sentences"]
+ALL = POINT_CLOUDS + NAITZAT + ["max_of_k", "modular_addition", "sparse_features", "digits", "sentences",
+                                  "text"]
 
 # small, fast settings per data set: (params, expected X dtype kind, X ndim, labelled)
 SMALL = {
@@ -38,6 +39,7 @@ SMALL = {
     "sparse_features": ({"n": 50}, "f", 2, False),
     "digits": ({"n": 50}, "f", 2, True),
     "sentences": ({"n": 20}, "U", 1, False),
+    "text": ({"n": 20}, "U", 1, True),
 }
 
 
@@ -72,7 +74,7 @@ def test_shapes_labels_and_determinism(name):
     assert a.summary()["n_samples"] == len(a) and name in repr(a)
 
 
-@pytest.mark.parametrize("name", [n for n in ALL if n not in ("modular_addition", "digits", "sentences")])
+@pytest.mark.parametrize("name", [n for n in ALL if n not in ("modular_addition", "digits", "sentences", "text")])
 def test_seed_changes_random_data(name):
     params = SMALL[name][0]
     if name == "naitzat_d1":
@@ -354,6 +356,16 @@ def test_sentences():
     assert ds.X.dtype.kind == "U" and 150 <= len(ds) <= 400 and ds.y is None
     assert len(set(ds.X.tolist())) == len(ds)
     assert all(s[0].isupper() and s[-1] in ".?!" and s.isascii() for s in ds.X)
+
+
+def test_text_corpus():
+    from topo_mi.datasets import make as make_ds
+
+    ds = make_ds("text")
+    assert ds.X.dtype.kind == "U" and len(ds) == 865 and len(set(ds.X.tolist())) == len(ds)
+    assert all(s[0].isupper() and s[-1] in ".?!" and s.isascii() for s in ds.X)
+    assert len(ds.card["classes"]) == 20 and np.bincount(ds.y).min() == 35
+    assert set(make_ds("sentences").X.tolist()) <= set(ds.X.tolist())  # "everyday scenes"
 
 
 # -- results, cards, import cost -----------------------------------------------------------------

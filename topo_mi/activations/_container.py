@@ -231,7 +231,7 @@ class Activations(Mapping):
         layers : str or list of str, optional
             Default: every layer (the same rows of each).
         shuffle : bool, default True
-            False: rows in stored order.
+            False: rows in stored order, as read-only views (no copy; a memmap reads them lazily).
         seed : int, default 0
         buffer : int, default 65536
             Rows held at a time. The rows are cut into ``buffer // 16``-row blocks whose order is

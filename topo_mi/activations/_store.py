@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from topo_mi._io import atomic_path, dumps, read_json, write_json, write_npy
+from topo_mi._io import _json_default, atomic_path, read_json, write_json, write_npy
 from topo_mi.errors import InvalidParameterError, StoreCorruptedError, StoreMismatchError
 
 STORE_FORMAT = "topo_mi.activations/2"
@@ -83,7 +83,8 @@ def crc_file(path) -> int:
 
 def _body_checksum(doc: dict) -> int:
     body = {k: v for k, v in doc.items() if k != "checksum"}
-    return zlib.crc32(dumps(body).encode())
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=_json_default, allow_nan=True)
+    return zlib.crc32(text.encode())
 
 
 def _sealed(doc: dict) -> dict:
@@ -337,6 +338,8 @@ class StoreWriter:
                                               "format": STORE_FORMAT})
         self.journal.mkdir(exist_ok=True)
         self._fh: dict[str, Any] = {}
+        self._pool = None
+        self._pending: list = []
 
     # -- resume --------------------------------------------------------------------------------
     def _entry_path(self, k: int) -> Path:
@@ -446,22 +449,39 @@ class StoreWriter:
 
     def write_layer(self, name: str, arr: np.ndarray, fresh: bool = True) -> None:
         """Write one layer's rows of the current batch at its place in the layer file (called by the
-        hook, so the bytes are taken before the forward goes on)."""
+        hook). The write and its checksum run on a writer thread while the forward goes on (both
+        release the GIL); rows that are not ``fresh`` (the module's own output, which a later
+        in-place operation could change) are copied first."""
+        from concurrent.futures import ThreadPoolExecutor
+
         i = self.layer_names.index(name)
         d = arr.shape[1]
         if self.dims.setdefault(name, d) != d:
             raise InvalidParameterError(
                 f"layer {name!r}: feature dimension changes across batches ({self.dims[name]} then {d}); "
                 "use a fixed sequence length or reduce='last'/'mean'/'tokens'")
-        fh = self._handle(i)
-        fh.seek(self.next_row * d * 4)
-        buf = memoryview(np.ascontiguousarray(arr)).cast("B")
-        fh.write(buf)
-        self._crcs[name] = zlib.crc32(buf)
+        data = np.ascontiguousarray(arr) if fresh else np.array(arr, order="C")
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="topo_mi-store")
+        offset = self.next_row * d * 4
+        self._pending.append((name, self._pool.submit(self._write, i, offset, data)))
         self._rows = arr.shape[0]
+
+    def _write(self, i: int, offset: int, data: np.ndarray) -> int:
+        fh = self._handle(i)
+        fh.seek(offset)
+        buf = memoryview(data).cast("B")
+        fh.write(buf)
+        return zlib.crc32(buf)
+
+    def _drain(self) -> None:
+        pending, self._pending = self._pending, []
+        for name, fut in pending:
+            self._crcs[name] = fut.result()  # re-raises a failed write here
 
     def commit_batch(self, k: int, *, seqs: int, input_hash: str, extras: dict | None = None) -> None:
         """Record batch ``k`` in the journal once all its layers are written."""
+        self._drain()
         rows = self._rows
         extras_crc = None
         extras = {key: np.asarray(v) for key, v in (extras or {}).items() if v is not None}
@@ -486,9 +506,17 @@ class StoreWriter:
         self.next_seq += int(seqs)
 
     def close(self) -> None:
-        for fh in self._fh.values():
-            fh.close()
-        self._fh.clear()
+        try:
+            if self._pool is not None:
+                for _, fut in self._pending:  # an interrupted batch: let its writes finish, uncommitted
+                    fut.exception()
+                self._pool.shutdown(wait=True)
+        finally:
+            self._pool = None
+            self._pending = []
+            for fh in self._fh.values():
+                fh.close()
+            self._fh.clear()
 
     def finalize(self, n_batches: int, *, extras: dict, meta: dict, inputs: dict) -> None:
         self.close()

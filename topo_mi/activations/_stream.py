@@ -22,15 +22,12 @@ def _block_size(buffer: int) -> int:
     return max(1, buffer // 16)
 
 
-def plan_epoch(n: int, *, shuffle: bool, seed, buffer: int) -> Iterator[np.ndarray]:
-    """Yield the row positions of each window, in the order the rows will be served."""
-    if not shuffle:
-        for start in range(0, n, buffer):
-            yield np.arange(start, min(n, start + buffer), dtype=np.int64)
-        return
+def plan_epoch(n: int, *, seed, buffer: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield ``(rows, perm)`` per window: the window's row positions in file order and the order
+    in which they are served (``rows[perm]``)."""
     rng = np.random.default_rng(seed)
     if buffer >= n:
-        yield rng.permutation(n).astype(np.int64)
+        yield np.arange(n, dtype=np.int64), rng.permutation(n)
         return
     block = _block_size(buffer)
     n_blocks = -(-n // block)
@@ -38,13 +35,14 @@ def plan_epoch(n: int, *, shuffle: bool, seed, buffer: int) -> Iterator[np.ndarr
     per_window = max(1, buffer // block)
     for w in range(0, n_blocks, per_window):
         blocks = np.sort(order[w:w + per_window])  # read in file order; the permutation below mixes
-        idx = np.concatenate([np.arange(b * block, min(n, (b + 1) * block), dtype=np.int64) for b in blocks])
-        yield idx[rng.permutation(len(idx))]
+        rows = np.concatenate([np.arange(b * block, min(n, (b + 1) * block), dtype=np.int64) for b in blocks])
+        yield rows, rng.permutation(len(rows))
 
 
-def _read_sorted(arr: np.ndarray, srt: np.ndarray) -> np.ndarray:
-    """``arr[srt]`` for sorted positions, reading each contiguous run once (sequential on a memmap)."""
-    out = np.empty((len(srt), arr.shape[1]), dtype=np.float32)
+def _read_sorted(arr: np.ndarray, srt: np.ndarray, into: np.ndarray) -> np.ndarray:
+    """``arr[srt]`` for sorted positions into ``into``, reading each contiguous run once (sequential
+    on a memmap)."""
+    out = into[:len(srt)]
     breaks = np.flatnonzero(np.diff(srt) != 1) + 1
     starts = np.concatenate([[0], breaks]).astype(np.int64)
     ends = np.concatenate([breaks, [len(srt)]]).astype(np.int64)
@@ -70,14 +68,20 @@ def iter_batches(acts, batch_size: int, *, layers=None, shuffle: bool = True, se
 
 
 def _generate(arrays, n, batch_size, shuffle, seed, buffer, drop_last, return_index):
+    if not shuffle:  # in order: read-only views of the rows, no copy (a memmap reads them lazily)
+        for s in range(0, n - (n % batch_size if drop_last else 0), batch_size):
+            idx = np.arange(s, min(n, s + batch_size), dtype=np.int64)
+            batch = {k: v[s:s + batch_size] for k, v in arrays.items()}
+            yield (idx, batch) if return_index else batch
+        return
+    # one window buffer per layer, reused: every batch is gathered (copied) out of it
+    bufs = {k: np.empty((min(n, buffer), v.shape[1]), dtype=np.float32) for k, v in arrays.items()}
     carry_idx = np.empty(0, dtype=np.int64)
     carry = {k: np.empty((0, v.shape[1]), dtype=np.float32) for k, v in arrays.items()}
-    for idx in plan_epoch(n, shuffle=shuffle, seed=seed, buffer=buffer):
-        # the window is read in file order; ``pos`` maps the serving order onto it, and each batch
-        # is gathered from it on demand, so one window (not two) is held at a time
-        srt = np.sort(idx) if shuffle else idx
-        window = {k: _read_sorted(v, srt) for k, v in arrays.items()}
-        pos = np.searchsorted(srt, idx)
+    for srt, pos in plan_epoch(n, seed=seed, buffer=buffer):
+        # the window is read in file order; ``pos`` is the serving order within it
+        window = {k: _read_sorted(v, srt, bufs[k]) for k, v in arrays.items()}
+        idx = srt[pos]
         m = len(carry_idx) + len(idx)
         full = m - m % batch_size
         s = 0
@@ -85,22 +89,21 @@ def _generate(arrays, n, batch_size, shuffle, seed, buffer, drop_last, return_in
             if full:  # complete the carried rows with the first rows of this window
                 take = batch_size - len(carry_idx)
                 sel = pos[:take]
-                batch = {k: np.concatenate([carry[k], w[sel]]) for k, w in window.items()}
+                batch = {k: np.concatenate([carry[k], np.take(w, sel, axis=0)]) for k, w in window.items()}
                 yield (np.concatenate([carry_idx, idx[:take]]), batch) if return_index else batch
                 s = take
                 full -= batch_size
                 carry_idx = np.empty(0, dtype=np.int64)
             else:
-                carry = {k: np.concatenate([carry[k], w[pos]]) for k, w in window.items()}
+                carry = {k: np.concatenate([carry[k], np.take(w, pos, axis=0)]) for k, w in window.items()}
                 carry_idx = np.concatenate([carry_idx, idx])
                 continue
         stop = s + full - len(carry_idx)
         for b in range(s, stop, batch_size):
             sel = pos[b:b + batch_size]
-            batch = {k: w[sel] for k, w in window.items()}
+            batch = {k: np.take(w, sel, axis=0) for k, w in window.items()}
             yield (idx[b:b + batch_size], batch) if return_index else batch
         carry_idx = idx[stop:]
-        carry = {k: w[pos[stop:]] for k, w in window.items()}
-        del window
+        carry = {k: np.take(w, pos[stop:], axis=0) for k, w in window.items()}
     if len(carry_idx) and not drop_last:
         yield (carry_idx, carry) if return_index else carry

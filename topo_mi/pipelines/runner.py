@@ -330,7 +330,8 @@ def _collect(spec: dict, model, extra, dataset, *, seed: int, progress: bool):
                       batch_size=a.get("batch_size", 256), store=store, progress=progress,
                       labels=None if y is None else y[idx], sample_ids=idx,
                       dataset_id=spec["dataset"]["name"], seed=seed,
-                      **({"tokenizer": extra} if extra is not None and a.get("reduce") == "tokens" else {}))
+                      tokenizer=extra if extra is not None and a.get("reduce") == "tokens" else None,
+                      overwrite=True)  # a cache: one of an older format is rebuilt (damage still raises)
     if y is not None and acts.labels is None:
         from topo_mi.activations import Activations
 
@@ -582,8 +583,9 @@ def _run_analysis(kind, params, *, spec, models, acts_list, inputs, dataset, see
         from topo_mi._sampling import random_subsample
 
         idx = random_subsample(acts_list[0].n_samples, n_sub, seed=seed)
+        if acts_list[0].token_index is None:  # token rows are not input rows: the inputs stay whole
+            inputs = _take_rows(inputs, idx)
         acts_list = [a.take(idx) for a in acts_list]
-        inputs = _take_rows(inputs, idx)
     if kind in ("topology", "geometry"):
         return fn(acts_list[0], **base, **params)
     if kind == "compare":
