@@ -294,3 +294,40 @@ def test_bad_input_errors(net_x):
         S.coverage_stats([-1.0, 1.0])
     with pytest.raises(TopoMIError, match="result"):
         S.circuit(net, "not a circuit")
+
+
+# -- pipeline and spec --------------------------------------------------------------------------------
+
+def test_synthesis_profile_pipeline_and_report_section(planted_small, tmp_path):
+    from topo_mi import pipelines
+    from topo_mi._results import load_result
+
+    net, x, _ = planted_small
+    res = pipelines.synthesis_profile(net, x, methods=("circuit", "magnitude", "projection", "mean"), steps=40,
+                                      circuit_metric="r2", space="logits", norm="l2", eps=0.3, n_boot=100,
+                                      rank=2, layer="3")
+    assert [m.name for m in res.members][2:] == ["rank-2 3", "mean"]
+    assert res.combined == [m.name for m in res.members[:3]]
+    assert res.pluralism.coverage >= max(m.coverage for m in res.members[:3])
+    sec = res.report_section()
+    assert set(sec) == {"headline", "table", "caption"}
+    t = sec["table"]
+    assert len(t["rows"]) == len(t["index"]) == 5 and all(len(r) == len(t["columns"]) for r in t["rows"])
+    assert t["rows"][0][0] == res.members[0].coverage
+    res.save(tmp_path / "s")
+    back = load_result(tmp_path / "s")
+    assert str(back.summary()) == str(res.summary())
+    assert res.plot() is not None
+
+
+def test_spec_accepts_a_synthesis_section_and_rejects_unknown_keys():
+    from topo_mi.errors import SpecError
+    from topo_mi.pipelines.runner import DEMO_SPEC, check_analysis_params
+    from topo_mi.pipelines.spec import load_spec
+
+    spec = load_spec(DEMO_SPEC)
+    assert "synthesis" in spec["analyses"]
+    check_analysis_params(spec)
+    spec["analyses"]["synthesis"]["epsilon"] = 0.1
+    with pytest.raises(SpecError, match="analyses.synthesis.epsilon"):
+        check_analysis_params(spec)

@@ -64,6 +64,12 @@ subsample = 500
 
 [analyses.circuits]
 subsample = 2000
+
+# Coverage of the learned circuit, magnitude pruning at its size, a rank-r projection and the mean.
+[analyses.synthesis]
+subsample = 1000
+eps = 0.1
+n_boot = 500
 """
 
 
@@ -108,6 +114,7 @@ def _analysis_function(kind: str):
         "circuits": lambda: pipelines.circuit_graph,
         "compare": lambda: pipelines.compare,
         "lyapunov_gain": lambda: _lyapunov_gain_fn(),
+        "synthesis": lambda: pipelines.synthesis_profile,
     }[kind]()
 
 
@@ -126,6 +133,7 @@ _SUPPLIED = {  # arguments the runner fills in itself
     "circuits": {"model", "data", "seed", "executor", "progress"},
     "compare": {"acts_a", "acts_b", "seed", "executor", "progress"},
     "lyapunov_gain": {"seed", "executor", "progress"},
+    "synthesis": {"model", "inputs", "seed", "progress"},
 }
 
 
@@ -451,6 +459,8 @@ def _run_analysis(kind, params, *, spec, models, acts_list, inputs, dataset, see
         return fn(model, inputs, **base, **params)
     if kind == "lyapunov_gain":
         return fn(**base, **params)
+    if kind == "synthesis":
+        return fn(models[0][1], inputs, **base, **params)
     raise InvalidParameterError(f"analyses: unknown analysis {kind!r}")  # pragma: no cover
 
 

@@ -19,6 +19,7 @@ def plot_coverage(result, ax=None, *, band: bool = True, label: str | None = Non
         ax.fill_between(result.eps_grid, result.curve_low, result.curve_high, step="post", alpha=0.2,
                         color=line.get_color(), linewidth=0)
     ax.axvline(result.eps, color="0.6", lw=0.8, ls=":")
+    ax.set_xscale("log")
     ax.set_xlabel(_eps_label(result))
     ax.set_ylabel("coverage = #{δ < ε} / n")
     ax.set_ylim(-0.02, 1.02)
@@ -36,7 +37,7 @@ def plot_coverages(results, ax=None, *, target: float | None = 0.8, union=None, 
                 label=f"union ({union.coverage:.2f})")
     if target is not None:
         ax.axhline(target, color="r", lw=0.8, ls="--", label=f"coverage {target:g}")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left")
     ax.set_title(title or f"coverage at ε = {results[0].eps:g} (in brackets)")
     return ax
 
@@ -60,6 +61,7 @@ def plot_pluralism(result, ax=None, *, kind: str = "curves"):
     ax.step(result.eps_grid, result.curve, where="post", color="k", lw=2,
             label=f"{result.rule} ({result.coverage:.2f})")
     ax.axvline(result.eps, color="0.6", lw=0.8, ls=":")
+    ax.set_xscale("log")
     ax.set_xlabel(f"ε ({result.norm} in {result.space})")
     ax.set_ylabel("coverage")
     ax.set_ylim(-0.02, 1.02)

@@ -66,7 +66,8 @@ def coverage_curve(delta, eps_grid) -> np.ndarray:
 
 
 def default_grid(eps_max: float, n_grid: int) -> np.ndarray:
-    return np.linspace(eps_max / n_grid, eps_max, n_grid)
+    """``n_grid`` log-spaced values from ε_max·1e-4 to ε_max."""
+    return np.geomspace(eps_max * 1e-4, eps_max, n_grid)
 
 
 def _boot_counts(n: int, n_boot: int, rng, order_inv: np.ndarray):
@@ -111,7 +112,7 @@ def coverage_stats(delta, *, eps: float | None = None, eps_max: float | None = N
         eps_max = check_eps(eps_max, "eps_max")
         grid = default_grid(eps_max, n_grid)
     if eps is None:
-        eps = float(grid[len(grid) // 10])
+        eps = float(eps_max) / 10
     eps = check_eps(eps)
     order = np.argsort(d, kind="stable")
     ds = d[order]

@@ -288,6 +288,15 @@ class _Projection(Interpretation):
         return {self.layer: project}
 
 
+def layer_matrix(model, x, layer: str, batch_size: int = 1024) -> np.ndarray:
+    """The layer's outputs on ``x`` as rows of its last axis (float64)."""
+    parts = []
+    for rows in F.batches(F.n_inputs(x), batch_size):
+        h = F.layer_values(model, F.take_rows(x, rows), [layer])[layer]
+        parts.append(h.reshape(-1, h.shape[-1]).numpy())
+    return np.concatenate(parts)
+
+
 def projection(model, layer: str, rank: int, data, *, center: bool = True, batch_size: int = 1024,
                name: str | None = None) -> Interpretation:
     """Replace ``layer``'s output h by its rank-``rank`` PCA projection μ + (h − μ)V_rV_rᵀ.
@@ -298,21 +307,14 @@ def projection(model, layer: str, rank: int, data, *, center: bool = True, batch
     root-mean-square of ‖h − P_r h‖ over ``data`` at that layer, in the l2 norm, so K ≥ 1 there.
     The last axis of the layer's output is the feature axis (token axes are samples).
     """
-    import torch
-
     from topo_mi.geometry import spectrum
 
     _check_model(model)
     rank = check_int("rank", rank, min_value=0)
     x = F.as_model_input(data, model)
-    n = F.n_inputs(x)
-    if n < 2:
-        fail("data", "at least 2 inputs to fit the projection", n)
-    parts = []
-    for rows in F.batches(n, batch_size):
-        h = F.layer_values(model, F.take_rows(x, rows), [layer])[layer]
-        parts.append(h.reshape(-1, h.shape[-1]).numpy())
-    A = np.concatenate(parts)
+    if F.n_inputs(x) < 2:
+        fail("data", "at least 2 inputs to fit the projection", F.n_inputs(x))
+    A = layer_matrix(model, x, layer, batch_size)
     d = A.shape[1]
     if rank > min(A.shape):
         fail("rank", f"an integer <= min(n, d) = {min(A.shape)} for layer {layer!r}", rank)
@@ -320,7 +322,6 @@ def projection(model, layer: str, rank: int, data, *, center: bool = True, batch
     _, s, Vt = np.linalg.svd(A - mu, full_matrices=False)
     tails = spectrum(A, center=center, method="exact").tail_errors()
     delta = math.sqrt(float(tails[rank]) / A.shape[0])
-    del torch
     return _Projection(layer, np.ascontiguousarray(Vt[:rank].T), mu, name=name or f"rank-{rank} {layer}",
                        replaces=f"output of {layer}", ablation=f"rank-{rank} projection"
                        + (" (centred)" if center else ""),
@@ -328,6 +329,57 @@ def projection(model, layer: str, rank: int, data, *, center: bool = True, batch
                        fingerprint=_fingerprint(model), budget=delta, budget_space=layer, budget_norm="l2",
                        budget_definition=f"sqrt(sum_(i>{rank}) s_i^2 / n): the RMS norm of the discarded "
                                          f"singular-value mass of {layer} over {A.shape[0]} rows")
+
+
+# ---------------------------------------------------------------------------------------------
+# a sparse dictionary's reconstruction spliced in
+# ---------------------------------------------------------------------------------------------
+class _Dictionary(Interpretation):
+    method = "dictionary"
+
+    def __init__(self, layer, sae, **kw):
+        super().__init__(**kw)
+        self.layer, self.sae = layer, sae
+
+    def ops(self, model, state, rows, x):
+        sae = self.sae
+
+        def reconstruct(h):
+            return sae.decode(sae.encode(h)).to(h.dtype).reshape(h.shape)
+
+        return {self.layer: reconstruct}
+
+
+def dictionary(model, layer: str, sae, *, data=None, name: str | None = None,
+               batch_size: int = 1024) -> Interpretation:
+    """Splice a dictionary's reconstruction ``sae.decode(sae.encode(h))`` in place of ``layer``'s output h.
+
+    ``sae`` is anything with ``encode``/``decode`` on tensors (the SAEs and transcoders of
+    :mod:`topo_mi.dictionaries`). With ``data`` the error budget is the dictionary's own
+    reconstruction error there, δ_I = sqrt(mean ‖h − ĥ‖²) (l2, at ``layer``).
+    """
+    import torch
+
+    _check_model(model)
+    for attr in ("encode", "decode"):
+        if not callable(getattr(sae, attr, None)):
+            fail("sae", "a dictionary with encode() and decode() methods", sae)
+    from topo_mi.activations._hooks import resolve_layers
+
+    resolve_layers(model, [layer])
+    budget = None
+    if data is not None:
+        A = torch.as_tensor(layer_matrix(model, F.as_model_input(data, model), layer, batch_size))
+        with torch.no_grad():
+            p = next(iter(sae.parameters()), None) if hasattr(sae, "parameters") else None
+            h = A.to(p.dtype) if p is not None else A.float()
+            rec = sae.decode(sae.encode(h)).to(torch.float64)
+        budget = float(torch.sqrt(((A - rec) ** 2).sum(dim=1).mean()))
+    kind = type(sae).__name__
+    return _Dictionary(layer, sae, name=name or f"{kind} {layer}", replaces=f"output of {layer}",
+                       ablation="dictionary reconstruction", baseline=f"{kind} decode(encode(h))",
+                       fingerprint=_fingerprint(model), budget=budget, budget_space=layer, budget_norm="l2",
+                       budget_definition=f"sqrt(mean ||h - decode(encode(h))||^2) of the dictionary at {layer}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -579,4 +631,4 @@ def circuit(model, result, *, data=None, ranking: str = "mask", size: int | None
 
 
 __all__ = ["Interpretation", "identity", "replace", "function", "constant_mean", "outputs", "projection",
-           "circuit", "NORMS"]
+           "circuit", "dictionary", "layer_matrix", "NORMS"]
