@@ -20,6 +20,7 @@ _SUBMODULES = (
 )
 _ATTRS = {
     "collect": "topo_mi.activations",
+    "collect_text": "topo_mi.activations",
     "Activations": "topo_mi.activations",
 }
 

@@ -60,9 +60,41 @@ def _json_default(obj: Any):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+NONFINITE_TAG = "__float__"
+
+
+def _strict(obj: Any) -> Any:
+    """Replace non-finite floats by ``{"__float__": "nan" | "inf" | "-inf"}`` (JSON has no such numbers)."""
+    if isinstance(obj, dict):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _strict(obj.tolist()) if obj.dtype.kind in "fc" else obj.tolist()
+    if isinstance(obj, (float, np.floating)):
+        v = float(obj)
+        if v != v:
+            return {NONFINITE_TAG: "nan"}
+        if v in (float("inf"), float("-inf")):
+            return {NONFINITE_TAG: "inf" if v > 0 else "-inf"}
+        return v
+    return obj
+
+
+def _decode_nonfinite(d: dict) -> Any:
+    if len(d) == 1 and NONFINITE_TAG in d and d[NONFINITE_TAG] in ("nan", "inf", "-inf"):
+        return float(d[NONFINITE_TAG])
+    return d
+
+
 def dumps(obj: Any) -> str:
-    """Deterministic JSON (sorted keys; inf/nan written as JSON's Infinity/NaN)."""
-    return json.dumps(obj, indent=2, sort_keys=True, default=_json_default, allow_nan=True)
+    """Deterministic strict JSON (sorted keys).
+
+    JSON has no NaN or infinity: non-finite numbers are written as ``{"__float__": "nan"}``,
+    ``{"__float__": "inf"}`` or ``{"__float__": "-inf"}``, which :func:`read_json` (and
+    :func:`topo_mi.load_result`) turn back into floats; any JSON parser reads the file.
+    """
+    return json.dumps(_strict(obj), indent=2, sort_keys=True, default=_json_default, allow_nan=False)
 
 
 def write_json(path, obj: Any) -> None:
@@ -70,8 +102,9 @@ def write_json(path, obj: Any) -> None:
 
 
 def read_json(path) -> Any:
+    """Read JSON written by :func:`write_json` (tagged non-finite numbers become floats again)."""
     with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+        return json.load(fh, object_hook=_decode_nonfinite)
 
 
 def write_npz(path, arrays: dict[str, np.ndarray]) -> None:

@@ -84,6 +84,8 @@ def check_float(name: str, value: Any, *, min_value: float | None = None, max_va
 
 def check_random_state(seed: Any) -> np.random.Generator:
     """Turn ``None``/int/Generator into a ``numpy.random.Generator`` (no global state)."""
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed < 0:
+        fail("seed", "None, a non-negative int or a numpy Generator", seed)
     if seed is None or isinstance(seed, (numbers.Integral, np.random.SeedSequence)) and not isinstance(seed, bool):
         return np.random.default_rng(seed)
     if isinstance(seed, np.random.Generator):
@@ -93,16 +95,41 @@ def check_random_state(seed: Any) -> np.random.Generator:
     fail("seed", "None, an int or a numpy Generator", seed)
 
 
+def check_seed(seed: Any, name: str = "seed") -> int:
+    """A seed for torch generators: a non-negative integer."""
+    return check_int(name, seed, min_value=0)
+
+
 def as_array(X: Any, name: str = "X"):
-    """Convert numpy arrays, torch tensors and array-likes to a numpy array (no copy when possible)."""
+    """Convert numpy arrays, torch tensors and array-likes to a numpy array (no copy when possible).
+
+    Refused with a named error: complex values (never silently cast to their real part), scipy
+    sparse matrices (densify explicitly with ``X.toarray()``: the dense copy may not fit), ragged
+    nested lists. Torch half/bfloat16 tensors are widened to float32 (numpy has no bfloat16).
+    """
     if isinstance(X, np.ndarray):
+        if X.dtype.kind == "c":
+            fail(name, "real numbers (complex values are not supported: pass X.real or abs(X) explicitly)", X)
         return X
     if hasattr(X, "detach") and hasattr(X, "cpu"):  # torch tensor, without importing torch
-        return X.detach().cpu().numpy()
+        if X.is_complex():
+            fail(name, "real numbers (complex values are not supported: pass X.real or X.abs() explicitly)",
+                 f"a complex tensor of shape {tuple(X.shape)}", raw=True)
+        t = X.detach().cpu()
+        if str(t.dtype) in ("torch.bfloat16", "torch.float16"):
+            t = t.float()
+        return t.numpy()
+    if hasattr(X, "toarray") and hasattr(X, "nnz"):  # scipy.sparse, without importing scipy
+        fail(name, "a dense array (sparse matrices are refused: call X.toarray() if the dense copy fits)",
+             f"a sparse matrix of shape {getattr(X, 'shape', '?')} with {X.nnz} stored values", raw=True)
     try:
-        return np.asarray(X)
-    except Exception as exc:  # pragma: no cover - exotic inputs
-        raise InvalidParameterError(f"{name}: expected an array-like, got {_short(X)} ({exc})") from exc
+        A = np.asarray(X)
+    except Exception as exc:
+        raise InvalidParameterError(f"{name}: expected an array-like of numbers (equal-length rows), got "
+                                    f"{_short(X)} ({type(exc).__name__}: {exc})") from None
+    if A.dtype.kind == "c":
+        fail(name, "real numbers (complex values are not supported: pass X.real or abs(X) explicitly)", A)
+    return A
 
 
 def check_finite(name: str, X: np.ndarray, *, what: str = "values") -> None:
@@ -113,7 +140,9 @@ def check_finite(name: str, X: np.ndarray, *, what: str = "values") -> None:
             n_nan = int(np.isnan(X).sum())
             rows = ""
             if X.ndim == 2:
-                rows = f" in {int((~finite.all(axis=1)).sum())} of {X.shape[0]} rows"
+                bad_rows = np.flatnonzero(~finite.all(axis=1))
+                shown = ", ".join(map(str, bad_rows[:10])) + (", ..." if bad_rows.size > 10 else "")
+                rows = f" in {bad_rows.size} of {X.shape[0]} rows (rows {shown})"
             raise NonFiniteError(
                 f"{name}: expected finite {what}, got {bad} non-finite entries{rows} "
                 f"({n_nan} NaN, {bad - n_nan} inf)"
@@ -126,7 +155,7 @@ def check_point_cloud(X: Any, name: str = "X", *, min_points: int = 2, dtype=np.
     # An Activations layer view or anything with __array__ works.
     X = as_array(X, name)
     if X.dtype == object or X.dtype.kind not in "biuf":
-        fail(name, "a numeric array of shape (n_samples, n_features)", X)
+        fail(name, "a real numeric array of shape (n_samples, n_features)", X)
     if X.ndim == 1:
         fail(name, "a 2-D array of shape (n_samples, n_features) (use X.reshape(-1, 1) for 1-D data)", X)
     if X.ndim != 2:
@@ -148,6 +177,8 @@ def check_distance_matrix(D: Any, name: str = "X", *, atol: float = 1e-8) -> np.
         fail(name, "a square distance matrix with metric='precomputed'", D)
     if D.shape[0] < 2:
         fail(name, "a distance matrix of at least 2 points", D)
+    if D.dtype == object or D.dtype.kind not in "biuf":
+        fail(name, "a real numeric distance matrix", D)
     D = np.asarray(D, dtype=np.float64)
     nan = np.isnan(D)
     if nan.any():
@@ -165,5 +196,5 @@ def check_distance_matrix(D: Any, name: str = "X", *, atol: float = 1e-8) -> np.
 
 __all__ = [
     "fail", "closest_names", "check_choice", "unknown_name", "check_int", "check_float",
-    "check_random_state", "as_array", "check_finite", "check_point_cloud", "check_distance_matrix",
+    "check_random_state", "check_seed", "as_array", "check_finite", "check_point_cloud", "check_distance_matrix",
 ]

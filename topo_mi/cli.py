@@ -63,7 +63,7 @@ def _executor(args):
 
     if args.scheduler:
         return get_executor("dask", address=args.scheduler)
-    if args.workers:
+    if args.workers is not None:
         if args.workers < 1:
             raise ValueError(f"--workers: expected an integer >= 1, got {args.workers}")
         return get_executor("process", n_workers=args.workers)
@@ -124,7 +124,7 @@ def main(argv=None) -> int:
             _print_summary(read_results(args.run_dir))
             return 0
         spec = DEMO_SPEC if args.command == "demo" else args.spec
-        if args.command == "run" and not args.spec.is_file():
+        if args.command == "run" and not args.spec.exists():
             print(f"topo-mi: error: spec: expected a TOML file, got {str(args.spec)!r} which does not exist",
                   file=sys.stderr)
             return 2
@@ -137,7 +137,8 @@ def main(argv=None) -> int:
     except RunStepError as exc:
         print(f"topo-mi: run failed: {exc}", file=sys.stderr)
         return 1
-    except (InvalidParameterError, ValueError, FileNotFoundError) as exc:
+    except (InvalidParameterError, ValueError, OSError) as exc:
+        # OSError: files and folders (missing, not writable, a file in the way) are bad input
         print(f"topo-mi: error: {exc}", file=sys.stderr)
         return 2
     except TopoMIError as exc:

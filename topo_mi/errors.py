@@ -36,12 +36,25 @@ class StoreMismatchError(TopoMIError, ValueError):
     """An on-disk activation store was written with different arguments."""
 
 
+class StoreCorruptedError(TopoMIError, ValueError):
+    """An on-disk activation store fails its checksums (the message names the file; ``damaged``
+    maps each damaged file to the damaged batch numbers, or None for the whole file)."""
+
+    def __init__(self, message: str, damaged: dict | None = None):
+        super().__init__(message)
+        self.damaged = dict(damaged or {})
+
+
 class DependencyError(TopoMIError, ImportError):
     """An optional dependency is missing (the message names the extra to install)."""
 
 
 class DivergenceError(TopoMIError, FloatingPointError):
     """A trajectory or an iteration produced non-finite values (the message gives the step)."""
+
+
+class WorkerError(TopoMIError, RuntimeError):
+    """A worker process of an executor died (killed, out of memory) and its task could not be rerun."""
 
 
 class SpecError(InvalidParameterError):
@@ -55,5 +68,6 @@ class SpecError(InvalidParameterError):
 
 __all__ = [
     "TopoMIError", "InvalidParameterError", "NonFiniteError", "UnknownNameError",
-    "ResourceError", "StoreMismatchError", "DependencyError", "DivergenceError", "SpecError",
+    "ResourceError", "StoreMismatchError", "StoreCorruptedError", "DependencyError", "DivergenceError",
+    "SpecError", "WorkerError",
 ]

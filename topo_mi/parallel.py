@@ -20,7 +20,7 @@ import sys
 from typing import Any, Callable, Iterable, Sequence
 
 from topo_mi._validation import check_choice, check_int
-from topo_mi.errors import DependencyError, InvalidParameterError
+from topo_mi.errors import DependencyError, InvalidParameterError, WorkerError
 
 
 def _progress(iterable, *, total, desc, enabled):
@@ -29,6 +29,7 @@ def _progress(iterable, *, total, desc, enabled):
     from tqdm.auto import tqdm
 
     return tqdm(iterable, total=total, desc=desc, leave=False, disable=None)
+
 
 
 class Executor:
@@ -66,8 +67,11 @@ class ProcessExecutor(Executor):
 
     name = "process"
 
-    def __init__(self, n_workers: int | None = None, *, mp_context: str | None = None):
-        self.n_workers = check_int("n_workers", n_workers or os.cpu_count() or 1, min_value=1)
+    def __init__(self, n_workers: int | None = None, *, mp_context: str | None = None, retries: int = 1):
+        if n_workers is None:
+            n_workers = os.cpu_count() or 1
+        self.n_workers = check_int("n_workers", n_workers, min_value=1)
+        self.retries = check_int("retries", retries, min_value=0)
         if mp_context is None:
             mp_context = os.environ.get("TOPO_MI_MP_CONTEXT") or ("forkserver" if sys.platform.startswith("linux") else None)
         self.mp_context = mp_context
@@ -80,13 +84,41 @@ class ProcessExecutor(Executor):
             return SerialExecutor().map(fn, items, desc=desc, progress=progress)
         ctx = mp.get_context(self.mp_context) if self.mp_context else None
         results: list = [None] * len(items)
-        with ProcessPoolExecutor(max_workers=min(self.n_workers, len(items)), mp_context=ctx) as pool:
-            futures = {pool.submit(fn, it): i for i, it in enumerate(items)}
-            from concurrent.futures import as_completed
+        pending = list(range(len(items)))
+        bar = _progress(None, total=len(items), desc=desc, enabled=progress) if progress else None
+        try:
+            for attempt in range(self.retries + 1):
+                pending = self._run_pool(fn, items, pending, results, ctx, bar)
+                if not pending:
+                    return results
+            label = f" of {desc!r}" if desc else ""
+            raise WorkerError(
+                f"executor: a worker process died (killed, or out of memory) while running task(s) "
+                f"{', '.join(map(str, pending[:10]))}{' ...' if len(pending) > 10 else ''}{label}, "
+                f"after {self.retries} retr{'y' if self.retries == 1 else 'ies'}; run with "
+                f"executor='serial' to see the failure in this process, or lower the memory per task")
+        finally:
+            if bar is not None:
+                bar.close()
 
-            for fut in _progress(as_completed(futures), total=len(items), desc=desc, enabled=progress):
-                results[futures[fut]] = fut.result()
-        return results
+    def _run_pool(self, fn, items, pending, results, ctx, bar) -> list[int]:
+        """Run ``pending`` tasks in a fresh pool; return those lost to a dead worker."""
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures.process import BrokenProcessPool
+
+        lost: list[int] = []
+        with ProcessPoolExecutor(max_workers=min(self.n_workers, len(pending)), mp_context=ctx) as pool:
+            futures = {pool.submit(fn, items[i]): i for i in pending}
+            for fut in as_completed(futures):
+                i = futures[fut]
+                try:
+                    results[i] = fut.result()
+                except BrokenProcessPool:
+                    lost.append(i)
+                    continue
+                if bar is not None:
+                    bar.update(1)
+        return sorted(lost)
 
     def __repr__(self) -> str:
         return f"ProcessExecutor(n_workers={self.n_workers})"
@@ -141,6 +173,8 @@ def get_executor(executor: Any = None, *, n_workers: int | None = None, address:
     if executor == "serial":
         return SerialExecutor()
     if executor == "process":
+        if n_workers is not None:
+            check_int("n_workers", n_workers, min_value=1)
         return ProcessExecutor(n_workers)
     if address is None:
         raise InvalidParameterError("address: expected a Dask scheduler address (e.g. 'tcp://host:8786') "

@@ -40,4 +40,4 @@ def test_hooks_equal_output_hidden_states_exactly(minilm):
     ad = tm.Activations.from_mapping(out, reduce="mean", attention_mask=batch["attention_mask"])
     col = tm.collect(model, dict(batch), layers=layers, reduce="mean", progress=False)
     for i, name in enumerate(layers):
-        np.testing.assert_array_equal(ad[f"hidden_states.{i}"], col[name])
+        np.testing.assert_array_equal(ad[name], col[name])  # named as collect names them

@@ -208,8 +208,8 @@ def test_store_roundtrip_resume_and_mismatch(tmp_path):
         collect(flaky, X, layers=["inner.fc1", "inner.act2"], batch_size=64, store=tmp_path / "s",
                 progress=False, sample_ids=ids)
     assert all(not mod._forward_hooks for mod in flaky.modules())
-    parts = sorted(p.name for p in (tmp_path / "s" / "parts").iterdir())
-    assert parts == [f"b{k:06d}" for k in range(4)]
+    parts = sorted(p.name for p in (tmp_path / "s" / "journal").glob("b*.json"))
+    assert parts == [f"b{k:06d}.json" for k in range(4)]
     flaky.calls = 0
     flaky.fail_at = 0
     resumed = collect(flaky, X, layers=["inner.fc1", "inner.act2"], batch_size=64, store=tmp_path / "s",
@@ -221,7 +221,7 @@ def test_store_roundtrip_resume_and_mismatch(tmp_path):
     np.testing.assert_array_equal(resumed.sample_ids, ids)
     # a finished store is a cache for the same arguments, and refuses different ones
     again = collect(flaky, X, layers=["inner.fc1", "inner.act2"], batch_size=64, store=tmp_path / "s",
-                    progress=False)
+                    progress=False, sample_ids=ids)
     assert flaky.calls == 5
     np.testing.assert_array_equal(again["inner.act2"], ref["inner.act2"])
     with pytest.raises(StoreMismatchError, match="different arguments"):
@@ -279,6 +279,7 @@ def test_from_mapping_drops_aliases_and_reduces():
     assert acts.layers == ["blocks.0.hook_resid_post", "ln_final.hook_normalized"]
     assert acts.meta["aliases"] == {"blocks.1.hook_resid_pre": "blocks.0.hook_resid_post"}
     np.testing.assert_array_equal(acts["blocks.0.hook_resid_post"], base[:, -1].numpy())
-    hs = Activations.from_mapping((base, base * 2), reduce="mean")
-    assert hs.layers == ["hidden_states.0", "hidden_states.1"]
-    np.testing.assert_allclose(hs["hidden_states.1"], (base * 2).mean(1).numpy(), rtol=1e-6)
+    hs = Activations.from_mapping((base, base * 2), reduce="mean", attention_mask=False)
+    assert hs.layers == ["embeddings", "encoder.layer.0"]  # as collect names BERT-style modules
+    np.testing.assert_allclose(hs["encoder.layer.0"], (base * 2).mean(1).numpy(), rtol=1e-6)
+    assert Activations.from_mapping((base,), prefix="h.", attention_mask=False).layers == ["h.0"]

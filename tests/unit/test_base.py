@@ -51,7 +51,7 @@ def test_result_roundtrip_is_exact(tmp_path):
 def test_validation_messages():
     with pytest.raises(InvalidParameterError, match=r"X: expected a 2-D array"):
         v.check_point_cloud(np.zeros(5))
-    with pytest.raises(NonFiniteError, match=r"1 non-finite entries in 1 of 3 rows \(1 NaN"):
+    with pytest.raises(NonFiniteError, match=r"1 non-finite entries in 1 of 3 rows \(rows 1\) \(1 NaN"):
         v.check_point_cloud(np.array([[0.0], [np.nan], [1.0]]))
     with pytest.raises(InvalidParameterError, match="at least 2 points"):
         v.check_point_cloud(np.zeros((1, 3)))

@@ -92,15 +92,19 @@ def resolve_layers(model, layers: Any) -> list[tuple[str, Any]]:
 # hooks
 # ---------------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def _recording(named_modules: list[tuple[str, Any]], record: Callable[[str, Any], Any]):
+def _recording(named_modules: list[tuple[str, Any]], record: Callable[[str, Any], Any], *,
+               before: Callable[[str], None] | None = None):
     """Register one forward hook per module; always removed, even when the forward raises.
 
     ``record(name, output)`` reads the output (return None) or edits it (return the replacement):
     :func:`topo_mi.activations.collect` reads, :func:`topo_mi.causal.intervene` writes.
+    ``before(name)``, when given, runs as a forward pre-hook (when each module's forward starts).
     """
     handles = []
     try:
         for name, module in named_modules:
+            if before is not None:
+                handles.append(module.register_forward_pre_hook(_PreHook(name, before)))
             handles.append(module.register_forward_hook(_Hook(name, record)))
         yield
     finally:
@@ -117,6 +121,17 @@ class _Hook:
 
     def __call__(self, module, args, output):
         return self.record(self.name, output)
+
+
+class _PreHook:
+    """A forward pre-hook calling ``before(name)``; the inputs are left unchanged."""
+    __slots__ = ("name", "before")
+
+    def __init__(self, name, before):
+        self.name, self.before = name, before
+
+    def __call__(self, module, args):
+        self.before(self.name)
 
 
 @contextlib.contextmanager

@@ -5,23 +5,27 @@ from typing import Any, Callable
 
 from topo_mi.errors import InvalidParameterError
 
-REDUCTIONS = ("last", "mean", "flatten")
+REDUCTIONS = ("last", "mean", "flatten", "tokens")
 
 
 def describe_reduce(reduce: Any) -> str:
     """A stable text form of a reduction (used in metadata and store fingerprints)."""
     if reduce is None:
-        return "none"
+        reduce = "tokens"
     if isinstance(reduce, (str, int)) and not isinstance(reduce, bool):
         return repr(reduce)
     if callable(reduce):
         return f"callable:{getattr(reduce, '__module__', '?')}.{getattr(reduce, '__qualname__', type(reduce).__name__)}"
     raise InvalidParameterError(
-        f"reduce: expected 'last', 'mean', 'flatten', an int token position or a callable, got {reduce!r}")
+        f"reduce: expected 'last', 'mean', 'flatten', 'tokens' (or None), an int token position or a callable, "
+        f"got {reduce!r}")
 
 
 def check_reduce(reduce: Any) -> Any:
+    """Validate a reduction; returns it with ``None`` (keep every position) spelled ``"tokens"``."""
     describe_reduce(reduce)
+    if reduce is None:
+        return "tokens"
     if isinstance(reduce, str) and reduce not in REDUCTIONS:
         raise InvalidParameterError(
             f"reduce: expected one of {', '.join(map(repr, REDUCTIONS))}, an int or a callable, got {reduce!r}")
@@ -31,6 +35,8 @@ def check_reduce(reduce: Any) -> Any:
 def reduce_output(t, reduce: Any, *, layer: str, attention_mask=None):
     """Turn a torch tensor of shape (B, ...) into (B, F).
 
+    - ``"tokens"`` (or None): one row per real token (see :func:`token_rows`); the rows are
+      (n_tokens, F), not (B, F).
     - 2-D outputs pass through unchanged.
     - 3-D outputs (batch, tokens, d): ``"last"`` takes the last token (the last *non-padding*
       token when an ``attention_mask`` is known), ``"mean"`` averages over tokens (masked mean
@@ -54,11 +60,9 @@ def reduce_output(t, reduce: Any, *, layer: str, attention_mask=None):
         raise InvalidParameterError(
             f"layer {layer!r}: expected an output with a batch and a feature axis, got shape "
             f"{tuple(t.shape)}; pass reduce=callable to turn it into (batch, features)")
-    if t.ndim == 2 or reduce is None:
-        if t.ndim != 2:
-            raise InvalidParameterError(
-                f"layer {layer!r}: output of shape {tuple(t.shape)} needs a reduction; pass reduce="
-                "'last', 'mean', 'flatten', an int or a callable")
+    if reduce is None or reduce == "tokens":
+        return token_rows(t, attention_mask, layer=layer)[0]
+    if t.ndim == 2:
         return t
     if reduce == "flatten":
         return t.reshape(t.shape[0], -1)
@@ -87,6 +91,32 @@ def reduce_output(t, reduce: Any, *, layer: str, attention_mask=None):
     raise InvalidParameterError(
         f"reduce: {reduce!r} applies to (batch, tokens, d) outputs; layer {layer!r} has shape "
         f"{tuple(t.shape)}: use 'mean' (average the trailing axes), 'flatten' or a callable")
+
+
+def token_rows(t, mask, *, layer: str):
+    """One row per real token of a (batch, tokens, d) output.
+
+    Returns ``(rows, index)``: ``rows`` (n_tokens, d) is ``t[mask.bool()]`` (every position when
+    ``mask`` is None), ``index`` (n_tokens, 2) the (sequence in batch, position) of each row, in
+    the same row-major order.
+    """
+    import torch
+
+    if t.ndim != 3:
+        what = "it has no token axis" if t.ndim == 2 else "it is not (batch, tokens, d)"
+        raise InvalidParameterError(
+            f"reduce: 'tokens' needs a (batch, tokens, d) output; layer {layer!r} has shape {tuple(t.shape)} "
+            f"({what}); use reduce='last'/'mean'/'flatten' or a callable for this layer")
+    if mask is None:
+        B, T = t.shape[:2]
+        index = torch.stack(torch.meshgrid(torch.arange(B), torch.arange(T), indexing="ij"), -1).reshape(-1, 2)
+        return t.reshape(B * T, t.shape[2]), index
+    if tuple(mask.shape) != tuple(t.shape[:2]):
+        raise InvalidParameterError(
+            f"attention_mask: expected shape {tuple(t.shape[:2])} (batch, tokens) of layer {layer!r}, "
+            f"got {tuple(mask.shape)}")
+    keep = mask.to(device=t.device).bool()
+    return t[keep], keep.nonzero()
 
 
 def _last_index(mask):

@@ -1,17 +1,25 @@
-"""On-disk activation store: one ``.npy`` file per layer, opened lazily (memory-mapped).
+"""On-disk activation store: one raw float32 file per layer, memory-mapped, every byte checksummed.
 
-Layout of a store folder::
+Layout of a store folder (format ``topo_mi.activations/2``)::
 
-    activations.json     manifest: format, layer names -> files, shapes, meta, fingerprint
-    layer_0000.npy ...   float32 (n_samples, n_features), one per layer
+    activations.json     manifest, written last: layers -> files and shapes, row bounds of the
+                         checksummed regions, a CRC-32 per region of every layer file and per small
+                         file, what the store was made from (fingerprint, inputs), meta, and a
+                         checksum of the manifest itself
+    layer_0000.f32 ...   float32 (n_samples, n_features), C order, no header
     sample_ids.npy       int64 or str ids
     labels.npy           optional
+    token_index.npy      optional, int64 (n, 2): (sequence id, position) of each token row
+    tokens.npy           optional, str: the token of each row
 
-While :func:`topo_mi.collect` streams into a store, each finished batch is a folder
-``parts/b000042/`` renamed into place atomically (a half-written batch is never visible), and
-``collect.json`` records the collection's fingerprint. A re-run with the same arguments reuses the
-finished batches (checking that each input batch hashes the same) and computes the rest; the
-parts are then consolidated into the layer files and the manifest is written last.
+While :func:`topo_mi.collect` streams into a store, each batch's rows are appended to the layer
+files and then a journal entry ``journal/b000042.json`` (its rows, the hash of its inputs, the CRC of
+its region of every layer file, and a checksum of the entry itself) is renamed into place; per-batch
+labels and token positions sit beside it in ``b000042.npz``. A re-run with the same arguments
+verifies the finished batches, checks that each input batch hashes the same, and computes the rest;
+the manifest is written last. The checksums are CRC-32 (zlib, ~4 GB/s): they catch accidental
+damage (a flipped byte, a truncated or edited file, a torn write after a power loss), not tampering.
+Verifying reads every byte once; ``verify=False`` skips it for trusted stores.
 """
 from __future__ import annotations
 
@@ -19,86 +27,83 @@ import hashlib
 import json
 import os
 import shutil
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from topo_mi._io import atomic_path, read_json, write_json, write_npy
-from topo_mi.errors import InvalidParameterError, StoreMismatchError
+from topo_mi._io import atomic_path, dumps, read_json, write_json, write_npy
+from topo_mi.errors import InvalidParameterError, StoreCorruptedError, StoreMismatchError
 
-STORE_FORMAT = "topo_mi.activations/1"
+STORE_FORMAT = "topo_mi.activations/2"
+OLD_FORMATS = ("topo_mi.activations/1",)
 MANIFEST = "activations.json"
 PROGRESS = "collect.json"
+JOURNAL = "journal"
+REGION_ROWS = 65536  # rows per checksummed region in stores written by Activations.save
+SMALL = ("sample_ids", "labels", "token_index", "tokens")
+_CHUNK = 1 << 24  # bytes hashed at a time when streaming a file
 
 
 def layer_file(i: int) -> str:
-    return f"layer_{i:04d}.npy"
+    return f"layer_{i:04d}.f32"
 
 
 def is_store(path) -> bool:
     return (Path(path) / MANIFEST).is_file()
 
 
-def write_store(path, data: dict[str, np.ndarray], *, labels, sample_ids, meta: dict,
-                fingerprint: str | None = None, overwrite: bool = False) -> Path:
-    """Write a complete store (used by ``Activations.save``)."""
-    path = Path(path)
-    if path.exists() and any(path.iterdir()):
-        if not overwrite:
-            raise InvalidParameterError(
-                f"path: expected a new or empty folder, got {str(path)!r} which is not empty "
-                "(pass overwrite=True to replace an existing activation store)")
-        if not is_store(path):
-            raise InvalidParameterError(f"path: {str(path)!r} is not an activation store; refusing to overwrite it")
-        shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
-    names = list(data)
-    for i, name in enumerate(names):
-        write_npy(path / layer_file(i), np.ascontiguousarray(data[name], dtype=np.float32))
-    write_npy(path / "sample_ids.npy", np.asarray(sample_ids))
-    if labels is not None:
-        write_npy(path / "labels.npy", np.asarray(labels))
-    _write_manifest(path, names, {n: tuple(np.shape(data[n])) for n in names}, labels is not None,
-                    meta, fingerprint)
-    return path
+# ---------------------------------------------------------------------------------------------
+# checksums
+# ---------------------------------------------------------------------------------------------
+def crc_bytes(buf) -> int:
+    return zlib.crc32(memoryview(buf).cast("B")) if not isinstance(buf, bytes) else zlib.crc32(buf)
 
 
-def _write_manifest(path: Path, names, shapes, has_labels, meta, fingerprint):
-    write_json(path / MANIFEST, {
-        "format": STORE_FORMAT,
-        "layers": [{"name": n, "file": layer_file(i), "shape": list(shapes[n])} for i, n in enumerate(names)],
-        "has_labels": bool(has_labels),
-        "meta": meta,
-        "fingerprint": fingerprint,
-    })
+def crc_array(arr: np.ndarray) -> int:
+    """CRC-32 of a C-contiguous array's bytes, streamed in chunks (works on a memmap)."""
+    flat = arr.reshape(-1)
+    step = max(1, _CHUNK // max(1, flat.itemsize))
+    c = 0
+    for s in range(0, flat.shape[0], step):
+        c = zlib.crc32(memoryview(np.ascontiguousarray(flat[s:s + step])).cast("B"), c)
+    return c
 
 
-def read_manifest(path) -> dict:
-    path = Path(path)
-    if not is_store(path):
-        raise InvalidParameterError(f"path: expected an activation store folder with {MANIFEST}, got {str(path)!r}")
-    doc = read_json(path / MANIFEST)
-    if doc.get("format") != STORE_FORMAT:
-        raise InvalidParameterError(f"path: expected format {STORE_FORMAT!r}, got {doc.get('format')!r}")
-    return doc
+def crc_file(path) -> int:
+    c = 0
+    with open(path, "rb") as fh:
+        while True:
+            b = fh.read(_CHUNK)
+            if not b:
+                return c
+            c = zlib.crc32(b, c)
 
 
-def open_store(path, *, mmap: bool = True):
-    """Open a store lazily; returns (data, labels, sample_ids, meta, fingerprint)."""
-    path = Path(path)
-    doc = read_manifest(path)
-    mode = "r" if mmap else None
-    data = {}
-    for entry in doc["layers"]:
-        arr = np.load(path / entry["file"], mmap_mode=mode, allow_pickle=False)
-        if list(arr.shape) != list(entry["shape"]):
-            raise InvalidParameterError(f"store {str(path)!r}: layer {entry['name']!r} has shape {arr.shape}, "
-                                        f"manifest says {tuple(entry['shape'])} (corrupt store)")
-        data[entry["name"]] = arr
-    ids = np.load(path / "sample_ids.npy", allow_pickle=False)
-    labels = np.load(path / "labels.npy", allow_pickle=False) if doc.get("has_labels") else None
-    return data, labels, ids, doc.get("meta", {}), doc.get("fingerprint")
+def _body_checksum(doc: dict) -> int:
+    body = {k: v for k, v in doc.items() if k != "checksum"}
+    return zlib.crc32(dumps(body).encode())
+
+
+def _sealed(doc: dict) -> dict:
+    return {**doc, "checksum": _body_checksum(doc)}
+
+
+def _check_sealed(doc: dict, where: Path) -> None:
+    if doc.get("checksum") != _body_checksum(doc):
+        raise StoreCorruptedError(
+            f"store: {str(where)!r} fails its checksum (the file was edited or damaged); "
+            "re-collect with repair=True, or delete the store", damaged={where.name: None})
+
+
+def hash_digest(obj: Any) -> str | None:
+    """Content hash of labels / sample ids / an input batch (None stays None)."""
+    if obj is None:
+        return None
+    h = hashlib.sha256()
+    _update(h, obj)
+    return h.hexdigest()[:32]
 
 
 def hash_batch(batch: Any) -> str:
@@ -134,15 +139,181 @@ def _byte_dtype():
     return torch.uint8
 
 
-class StoreWriter:
-    """Streams batches into ``parts/`` and consolidates them; resumes an interrupted run."""
+def combine_hashes(hashes: list[str]) -> str:
+    return hashlib.sha256("|".join(hashes).encode()).hexdigest()[:32]
 
-    def __init__(self, path, fingerprint: str, layer_names: list[str]):
+
+# ---------------------------------------------------------------------------------------------
+# complete stores
+# ---------------------------------------------------------------------------------------------
+def _writable_folder(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise InvalidParameterError(
+            f"store: expected a writable folder, got {str(path)!r} ({exc.strerror or exc}); "
+            "choose a folder on a writable filesystem") from exc
+
+
+def _write_small(path: Path, extras: dict) -> dict:
+    files = {}
+    for key in SMALL:
+        arr = extras.get(key)
+        if arr is None:
+            continue
+        name = f"{key}.npy"
+        write_npy(path / name, np.asarray(arr))
+        files[key] = {"file": name, "crc": crc_file(path / name)}
+    return files
+
+
+def _region_bounds(n: int) -> list[int]:
+    return list(range(0, n, REGION_ROWS)) + [n]
+
+
+def write_store(path, data: dict[str, np.ndarray], *, labels, sample_ids, meta: dict, token_index=None,
+                tokens=None, fingerprint: str | None = None, overwrite: bool = False) -> Path:
+    """Write a complete store (used by ``Activations.save``); each file atomically, manifest last."""
+    path = Path(path)
+    if path.exists() and any(path.iterdir()):
+        if not overwrite:
+            raise InvalidParameterError(
+                f"path: expected a new or empty folder, got {str(path)!r} which is not empty "
+                "(pass overwrite=True to replace an existing activation store)")
+        if not is_store(path):
+            raise InvalidParameterError(f"path: {str(path)!r} is not an activation store; refusing to overwrite it")
+        shutil.rmtree(path)
+    _writable_folder(path)
+    names = list(data)
+    n = int(np.shape(data[names[0]])[0])
+    bounds = _region_bounds(n)
+    layers = []
+    for i, name in enumerate(names):
+        arr = data[name]
+        crcs = []
+        with atomic_path(path / layer_file(i)) as tmp:
+            with open(tmp, "wb") as fh:
+                for s, e in zip(bounds[:-1], bounds[1:]):
+                    block = np.ascontiguousarray(arr[s:e], dtype=np.float32)
+                    fh.write(memoryview(block).cast("B"))
+                    crcs.append(crc_bytes(block))
+        layers.append({"name": name, "file": layer_file(i), "shape": [n, int(np.shape(arr)[1])], "crc": crcs})
+    files = _write_small(path, {"sample_ids": sample_ids, "labels": labels, "token_index": token_index,
+                                "tokens": tokens})
+    write_manifest(path, layers=layers, bounds=bounds, files=files, meta=meta, fingerprint=fingerprint)
+    return path
+
+
+def write_manifest(path: Path, *, layers, bounds, files, meta, fingerprint, inputs=None, batched=False):
+    write_json(path / MANIFEST, _sealed({
+        "format": STORE_FORMAT, "layers": layers, "bounds": [int(b) for b in bounds],
+        "bounds_are_batches": bool(batched), "files": files, "meta": meta, "fingerprint": fingerprint,
+        "inputs": inputs,
+    }))
+
+
+def read_manifest(path) -> dict:
+    path = Path(path)
+    if not is_store(path):
+        raise InvalidParameterError(f"path: expected an activation store folder with {MANIFEST}, got {str(path)!r}")
+    try:
+        doc = read_json(path / MANIFEST)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise StoreCorruptedError(f"store: {str(path / MANIFEST)!r} is not valid JSON (damaged): {exc}",
+                                  damaged={MANIFEST: None}) from exc
+    fmt = doc.get("format") if isinstance(doc, dict) else None
+    if fmt in OLD_FORMATS:
+        raise StoreMismatchError(
+            f"store: {str(path)!r} has the older format {fmt!r} (no checksums); this topo_mi reads "
+            f"{STORE_FORMAT!r}: collect again (collect(..., store=path, overwrite=True) rebuilds it)")
+    if fmt != STORE_FORMAT:
+        raise InvalidParameterError(f"path: expected store format {STORE_FORMAT!r}, got {fmt!r}")
+    _check_sealed(doc, path / MANIFEST)
+    return doc
+
+
+def _open_layer(path: Path, entry: dict, mode: str = "r") -> np.ndarray:
+    f = path / entry["file"]
+    n, d = (int(v) for v in entry["shape"])
+    expected = n * d * 4
+    size = f.stat().st_size if f.is_file() else None
+    if size != expected:
+        raise StoreCorruptedError(
+            f"store: {str(f)!r} has {size if size is not None else 'no'} bytes, the manifest says {expected} "
+            f"({n} x {d} float32): truncated or replaced", damaged={entry["file"]: None})
+    if n * d == 0:
+        return np.zeros((n, d), dtype=np.float32)
+    return np.memmap(f, dtype=np.float32, mode=mode, shape=(n, d))
+
+
+def verify_layers(path: Path, doc: dict, data: dict[str, np.ndarray]) -> dict[str, list[int]]:
+    """``{file: [damaged region numbers]}`` for every layer file whose regions fail their CRC."""
+    bounds = doc["bounds"]
+    damaged: dict[str, list[int]] = {}
+    for entry in doc["layers"]:
+        arr = data[entry["name"]]
+        bad = [r for r, (s, e) in enumerate(zip(bounds[:-1], bounds[1:]))
+               if crc_array(arr[s:e]) != entry["crc"][r]]
+        if bad:
+            damaged[entry["file"]] = bad
+    return damaged
+
+
+def open_store(path, *, mmap: bool = True, verify: bool = True) -> dict:
+    """Open a store; returns a dict with ``data`` (layer -> memmap or array), ``labels``,
+    ``sample_ids``, ``token_index``, ``tokens``, ``meta``, ``fingerprint``, ``inputs`` and ``doc``.
+
+    With ``verify`` every layer region and small file is checked against its CRC first; a damaged
+    store raises :class:`~topo_mi.errors.StoreCorruptedError` naming the files.
+    """
+    path = Path(path)
+    doc = read_manifest(path)
+    data = {entry["name"]: _open_layer(path, entry) for entry in doc["layers"]}
+    damaged: dict[str, Any] = {}
+    small = {}
+    for key in SMALL:
+        info = doc["files"].get(key)
+        if info is None:
+            small[key] = None
+            continue
+        f = path / info["file"]
+        if not f.is_file() or (verify and crc_file(f) != info["crc"]):
+            damaged[info["file"]] = None
+            continue
+        small[key] = np.load(f, allow_pickle=False)
+    if verify:
+        damaged.update(verify_layers(path, doc, data))
+    if damaged:
+        unit = "batches" if doc.get("bounds_are_batches") else f"regions of {REGION_ROWS} rows"
+        parts = [f if v is None else f"{f} ({unit} {v})" for f, v in damaged.items()]
+        raise StoreCorruptedError(
+            f"store: {str(path)!r} is damaged: {'; '.join(parts)} fail their checksums; collect with "
+            "repair=True recomputes damaged batches (or delete the store)", damaged=damaged)
+    if not mmap:
+        data = {k: np.array(v) for k, v in data.items()}
+    return {"data": data, **small, "meta": doc.get("meta", {}), "fingerprint": doc.get("fingerprint"),
+            "inputs": doc.get("inputs"), "doc": doc}
+
+
+# ---------------------------------------------------------------------------------------------
+# streaming writer (collect)
+# ---------------------------------------------------------------------------------------------
+class StoreWriter:
+    """Appends batches to the layer files with a journal entry each; resumes an interrupted run."""
+
+    def __init__(self, path, fingerprint: str, layer_names: list[str], *, repair: bool = False):
         self.path = Path(path)
         self.fingerprint = fingerprint
         self.layer_names = list(layer_names)
-        self.parts = self.path / "parts"
+        self.journal = self.path / JOURNAL
         self.done: dict[int, dict] = {}
+        self.dims: dict[str, int] = {}
+        self.next_row = 0
+        self.next_seq = 0
+        self.repaired: list[int] = []
         if self.path.exists() and any(self.path.iterdir()):
             progress = self.path / PROGRESS
             if not progress.is_file():
@@ -150,51 +321,177 @@ class StoreWriter:
                     f"store: expected a new folder or an activation store, got {str(self.path)!r} which "
                     "holds other files; nothing is overwritten")
             doc = read_json(progress)
+            if doc.get("format") != STORE_FORMAT:
+                raise StoreMismatchError(
+                    f"store: {str(self.path)!r} is an interrupted collection in the format "
+                    f"{doc.get('format')!r}, this topo_mi writes {STORE_FORMAT!r}; delete it or pass overwrite=True")
             if doc.get("fingerprint") != fingerprint or doc.get("layers") != self.layer_names:
                 raise StoreMismatchError(
                     f"store: {str(self.path)!r} holds a collection made with different arguments "
                     f"(model weights, layers, reduce, select or batch_size differ: stored fingerprint "
-                    f"{doc.get('fingerprint')}, this call {fingerprint}); use another folder or delete it")
-            if self.parts.is_dir():
-                for d in sorted(self.parts.iterdir()):
-                    if d.is_dir() and d.name.startswith("b") and (d / "batch.json").is_file():
-                        info = read_json(d / "batch.json")
-                        self.done[int(d.name[1:])] = info
-                    elif d.name.startswith("."):
-                        shutil.rmtree(d, ignore_errors=True)  # an interrupted, never-renamed batch
+                    f"{doc.get('fingerprint')}, this call {fingerprint}); use another folder or pass overwrite=True")
+            self._load_journal(repair)
         else:
-            self.path.mkdir(parents=True, exist_ok=True)
+            _writable_folder(self.path)
             write_json(self.path / PROGRESS, {"fingerprint": fingerprint, "layers": self.layer_names,
                                               "format": STORE_FORMAT})
-        self.parts.mkdir(exist_ok=True)
+        self.journal.mkdir(exist_ok=True)
+        self._fh: dict[str, Any] = {}
 
-    def write_batch(self, k: int, arrays: dict[str, np.ndarray], labels, input_hash: str) -> None:
-        final = self.parts / f"b{k:06d}"
-        tmp = self.parts / f".b{k:06d}.tmp"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir()
-        rows = None
-        for i, name in enumerate(self.layer_names):
-            arr = arrays[name]
-            rows = arr.shape[0]
-            with open(tmp / layer_file(i), "wb") as fh:
-                np.save(fh, arr, allow_pickle=False)
-        if labels is not None:
-            with open(tmp / "labels.npy", "wb") as fh:
-                np.save(fh, np.asarray(labels), allow_pickle=False)
-        info = {"rows": int(rows), "input_hash": input_hash, "has_labels": labels is not None,
-                "dims": {n: int(arrays[n].shape[1]) for n in self.layer_names}}
-        with open(tmp / "batch.json", "w") as fh:
-            json.dump(info, fh)
-        os.replace(tmp, final)  # atomic: a batch is either complete or absent
-        self.done[k] = info
+    # -- resume --------------------------------------------------------------------------------
+    def _entry_path(self, k: int) -> Path:
+        return self.journal / f"b{k:06d}.json"
 
-    def read_labels(self, k: int):
-        f = self.parts / f"b{k:06d}" / "labels.npy"
-        return np.load(f, allow_pickle=False) if f.is_file() else None
+    def _extras_path(self, k: int) -> Path:
+        return self.journal / f"b{k:06d}.npz"
 
-    def finalize(self, n_batches: int, *, sample_ids, meta: dict) -> None:
+    def _load_journal(self, repair: bool) -> None:
+        entries: dict[int, dict] = {}
+        damaged: dict[str, Any] = {}
+        if self.journal.is_dir():
+            for f in sorted(self.journal.iterdir()):
+                if f.name.startswith("."):
+                    f.unlink(missing_ok=True)  # an interrupted, never-renamed entry
+                    continue
+                if f.suffix != ".json":
+                    continue
+                k = int(f.stem[1:])
+                try:
+                    e = read_json(f)
+                    _check_sealed(e, f)
+                    entries[k] = e
+                except (StoreCorruptedError, json.JSONDecodeError, UnicodeDecodeError, ValueError):
+                    damaged[f"{JOURNAL}/{f.name}"] = None
+        # batches are written in order: keep the verified prefix 0..m-1
+        good: dict[int, dict] = {}
+        row = seq = 0
+        first_bad = None
+        for k in range(len(entries) + len(damaged) + 1):
+            e = entries.get(k)
+            if e is None:
+                first_bad = k
+                break
+            problem = self._check_entry(k, e, row, seq)
+            if problem:
+                damaged.update(problem)
+                first_bad = k
+                break
+            good[k] = e
+            row, seq = e["row"] + e["rows"], e["seq"] + e["seqs"]
+        later = [k for k in entries if first_bad is not None and k > first_bad]
+        if damaged and not repair:
+            raise StoreCorruptedError(
+                f"store: the interrupted collection in {str(self.path)!r} is damaged: "
+                f"{', '.join(damaged)} fail their checksums; collect with repair=True recomputes the damaged "
+                "batches (or delete the store)", damaged=damaged)
+        for k in later + ([first_bad] if first_bad is not None and first_bad in entries else []):
+            self._entry_path(k).unlink(missing_ok=True)
+            self._extras_path(k).unlink(missing_ok=True)
+        if damaged and first_bad is not None:
+            self.repaired = sorted({first_bad, *later})
+        self.done = good
+        self.next_row, self.next_seq = row, seq
+        if good:
+            self.dims = dict(good[0]["dims"])
+
+    def _check_entry(self, k: int, e: dict, row: int, seq: int) -> dict:
+        name = f"{JOURNAL}/{self._entry_path(k).name}"
+        if e.get("row") != row or e.get("seq") != seq or set(e.get("dims", {})) != set(self.layer_names):
+            return {name: None}
+        for i, layer in enumerate(self.layer_names):
+            f = self.path / layer_file(i)
+            d = int(e["dims"][layer])
+            start, stop = row * d * 4, (row + e["rows"]) * d * 4
+            if not f.is_file() or f.stat().st_size < stop:
+                return {layer_file(i): [k]}
+            with open(f, "rb") as fh:
+                fh.seek(start)
+                c = 0
+                left = stop - start
+                while left:
+                    b = fh.read(min(left, _CHUNK))
+                    if not b:
+                        break
+                    c = zlib.crc32(b, c)
+                    left -= len(b)
+            if c != e["crc"][layer]:
+                return {layer_file(i): [k]}
+        if e.get("extras_crc") is not None:
+            x = self._extras_path(k)
+            if not x.is_file() or crc_file(x) != e["extras_crc"]:
+                return {f"{JOURNAL}/{x.name}": None}
+        return {}
+
+    def read_extras(self, k: int) -> dict:
+        e = self.done[k]
+        if e.get("extras_crc") is None:
+            return {}
+        with np.load(self._extras_path(k), allow_pickle=False) as z:
+            return {key: z[key] for key in z.files}
+
+    # -- writing -------------------------------------------------------------------------------
+    def _handle(self, i: int):
+        fh = self._fh.get(i)
+        if fh is None:
+            f = self.path / layer_file(i)
+            fh = open(f, "r+b" if f.exists() else "w+b")
+            self._fh[i] = fh
+        return fh
+
+    def begin_batch(self, k: int) -> None:
+        if k != len(self.done):  # pragma: no cover - guarded by collect
+            raise StoreMismatchError(f"store: batch {k} written out of order")
+        self._crcs: dict[str, int] = {}
+        self._rows = None
+
+    def write_layer(self, name: str, arr: np.ndarray, fresh: bool = True) -> None:
+        """Write one layer's rows of the current batch at its place in the layer file (called by the
+        hook, so the bytes are taken before the forward goes on)."""
+        i = self.layer_names.index(name)
+        d = arr.shape[1]
+        if self.dims.setdefault(name, d) != d:
+            raise InvalidParameterError(
+                f"layer {name!r}: feature dimension changes across batches ({self.dims[name]} then {d}); "
+                "use a fixed sequence length or reduce='last'/'mean'/'tokens'")
+        fh = self._handle(i)
+        fh.seek(self.next_row * d * 4)
+        buf = memoryview(np.ascontiguousarray(arr)).cast("B")
+        fh.write(buf)
+        self._crcs[name] = zlib.crc32(buf)
+        self._rows = arr.shape[0]
+
+    def commit_batch(self, k: int, *, seqs: int, input_hash: str, extras: dict | None = None) -> None:
+        """Record batch ``k`` in the journal once all its layers are written."""
+        rows = self._rows
+        extras_crc = None
+        extras = {key: np.asarray(v) for key, v in (extras or {}).items() if v is not None}
+        if extras:
+            tmp = self.journal / f".b{k:06d}.npz"
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **extras)
+            extras_crc = crc_file(tmp)
+            os.replace(tmp, self._extras_path(k))
+        for fh in self._fh.values():
+            fh.flush()  # the data reaches the OS before its journal entry names it
+        entry = _sealed({"k": k, "row": self.next_row, "rows": int(rows), "seq": self.next_seq,
+                         "seqs": int(seqs), "input_hash": input_hash, "crc": dict(self._crcs),
+                         "dims": {n: int(self.dims[n]) for n in self.layer_names},
+                         "extras_crc": extras_crc})
+        tmp = self.journal / f".b{k:06d}.json"
+        with open(tmp, "w") as fh:
+            json.dump(entry, fh)
+        os.replace(tmp, self._entry_path(k))  # atomic: a batch is either recorded or absent
+        self.done[k] = entry
+        self.next_row += int(rows)
+        self.next_seq += int(seqs)
+
+    def close(self) -> None:
+        for fh in self._fh.values():
+            fh.close()
+        self._fh.clear()
+
+    def finalize(self, n_batches: int, *, extras: dict, meta: dict, inputs: dict) -> None:
+        self.close()
         missing = [k for k in range(n_batches) if k not in self.done]
         if missing:  # pragma: no cover - guarded by collect
             raise StoreMismatchError(f"store: batches {missing[:5]} are missing; cannot finalise")
@@ -203,27 +500,37 @@ class StoreWriter:
             raise StoreMismatchError(
                 f"store: {str(self.path)!r} holds {len(self.done)} batches but the inputs gave {n_batches}: "
                 "the inputs differ from the interrupted collection")
-        n = sum(self.done[k]["rows"] for k in range(n_batches))
-        shapes = {}
+        n = self.next_row
+        bounds = [self.done[k]["row"] for k in range(n_batches)] + [n]
+        layers = []
         for i, name in enumerate(self.layer_names):
-            dims = {self.done[k]["dims"][name] for k in range(n_batches)}
-            if len(dims) != 1:
-                raise InvalidParameterError(f"layer {name!r}: feature dimension changes across batches {sorted(dims)}")
-            d = dims.pop()
-            shapes[name] = (n, d)
-            with atomic_path(self.path / layer_file(i), suffix=".npy") as tmp:
-                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, d))
-                row = 0
-                for k in range(n_batches):
-                    part = np.load(self.parts / f"b{k:06d}" / layer_file(i), allow_pickle=False)
-                    out[row:row + part.shape[0]] = part
-                    row += part.shape[0]
-                out.flush()
-                del out
-        has_labels = all(self.done[k].get("has_labels") for k in range(n_batches))
-        if has_labels:
-            write_npy(self.path / "labels.npy", np.concatenate([self.read_labels(k) for k in range(n_batches)]))
-        write_npy(self.path / "sample_ids.npy", np.asarray(sample_ids))
-        _write_manifest(self.path, self.layer_names, shapes, has_labels, meta, self.fingerprint)
-        shutil.rmtree(self.parts, ignore_errors=True)
+            d = self.dims[name]
+            f = self.path / layer_file(i)
+            with open(f, "r+b" if f.exists() else "w+b") as fh:
+                fh.truncate(n * d * 4)  # drop rows of a batch interrupted after its data was written
+            layers.append({"name": name, "file": layer_file(i), "shape": [n, d],
+                           "crc": [self.done[k]["crc"][name] for k in range(n_batches)]})
+        files = _write_small(self.path, extras)
+        write_manifest(self.path, layers=layers, bounds=bounds, files=files, meta=meta,
+                       fingerprint=self.fingerprint, inputs=inputs, batched=True)
+        shutil.rmtree(self.journal, ignore_errors=True)
         (self.path / PROGRESS).unlink(missing_ok=True)
+
+
+def rewrite_regions(path: Path, doc: dict, k: int, arrays: dict[str, np.ndarray]) -> None:
+    """Write recomputed rows of batch ``k`` of a finished store in place (repair) and check them
+    against the manifest's CRCs (a deterministic model gives the same bytes)."""
+    s, e = doc["bounds"][k], doc["bounds"][k + 1]
+    for entry in doc["layers"]:
+        arr = np.ascontiguousarray(arrays[entry["name"]], dtype=np.float32)
+        if arr.shape != (e - s, entry["shape"][1]):
+            raise StoreMismatchError(
+                f"store: recomputed batch {k} of layer {entry['name']!r} has shape {arr.shape}, "
+                f"the store holds {(e - s, entry['shape'][1])}; cannot repair, re-collect with overwrite=True")
+        if crc_bytes(arr) != entry["crc"][k]:
+            raise StoreMismatchError(
+                f"store: recomputing batch {k} of layer {entry['name']!r} gives other values than those "
+                "originally stored (a non-deterministic model?); cannot repair, re-collect with overwrite=True")
+        with open(path / entry["file"], "r+b") as fh:
+            fh.seek(s * entry["shape"][1] * 4)
+            fh.write(memoryview(arr).cast("B"))

@@ -335,7 +335,7 @@ def find_circuit(model, data, *, metric: Any = "r2", granularity: str = "edges",
     ablation = check_choice("ablation", ablation, ("zero", "mean", "resample"))
     objective = check_choice("objective", objective, OBJECTIVES)
     l0 = check_float("l0", l0, min_value=0.0)
-    steps = check_int("steps", steps, min_value=0)
+    steps = check_int("steps", steps, min_value=1)  # 0 steps would return the initial (all-kept) mask
     lr = check_float("lr", lr, min_value=0.0, min_inclusive=False)
     init = check_float("init", init)
     curve_points = check_int("curve_points", curve_points, min_value=2)

@@ -15,7 +15,7 @@ import numpy as np
 from topo_mi._results import Result, result_dataclass
 from topo_mi._validation import check_int, fail
 from topo_mi.circuits import _stack
-from topo_mi.errors import ResourceError
+from topo_mi.errors import ResourceError, UnknownNameError
 
 
 class CircuitPath(NamedTuple):
@@ -86,6 +86,25 @@ def _graph_arrays(graph, weight: str):
 
     if not isinstance(graph, nx.DiGraph):
         fail("graph", "a networkx.DiGraph (from build_graph) or a CircuitResult", graph)
+    if not isinstance(weight, str):
+        fail("weight", "the name of an edge attribute", weight)
+    if graph.number_of_edges():
+        import itertools
+
+        attrs: dict[str, bool] = {}  # attribute -> numeric on the edges inspected
+        for _, _, d in itertools.islice(graph.edges(data=True), 1000):
+            for a, v in d.items():
+                num = isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+                attrs[a] = attrs.get(a, True) and num
+        if weight not in attrs:
+            from topo_mi._validation import closest_names
+
+            valid = sorted(a for a, num in attrs.items() if num) or sorted(attrs)
+            close = closest_names(weight, valid) or valid
+            raise UnknownNameError(f"weight: unknown edge attribute {weight!r}; closest valid names: "
+                                   f"{', '.join(map(repr, close))}")
+        if not attrs[weight]:
+            fail("weight", "a numeric edge attribute", f"{weight!r}, which holds non-numeric values", raw=True)
     if weight != "weight":
         H = nx.DiGraph()
         H.add_nodes_from(graph.nodes)

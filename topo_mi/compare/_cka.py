@@ -193,7 +193,12 @@ def cka(X, Y, *, kernel: str = "linear", sigma: float = 0.8, debiased: bool = Fa
         When a Gram matrix would exceed the memory budget (use the linear kernel or
         :func:`minibatch_cka`).
     """
-    X, Y = check_pair(X, Y, min_points=4 if debiased else 2)
+    X, Y = check_pair(X, Y, min_points=2)
+    if X.shape[0] < 4:
+        # centred, n points span at most n - 1 dimensions: with 2 samples every pair of
+        # representations has CKA 1 and with 3 the value is dominated by that degeneracy
+        fail("X", "at least 4 samples (with fewer, CKA is 1 or near 1 for any two representations)",
+             f"{X.shape[0]} samples", raw=True)
     check_choice("kernel", kernel, KERNELS)
     check_choice("form", form, FORMS)
     sigma = check_float("sigma", sigma, min_value=0.0, min_inclusive=False)

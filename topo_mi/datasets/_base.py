@@ -94,6 +94,11 @@ class Spec:
     def check_n(self, p: dict[str, Any], n: int) -> None:
         """Extra checks of ``n`` against the other parameters."""
 
+    def bytes_per_sample(self, p: dict[str, Any]) -> int:
+        """Peak bytes per generated sample (the arrays and the generator's temporaries), for the guard."""
+        width = p.get("ambient_dim") or p.get("n_features") or p.get("k") or 3
+        return 8 * 4 * int(width) + 64
+
     def generate(self, p: dict[str, Any], n: int, seeds: list) -> tuple[np.ndarray, np.ndarray | None]:
         """``n`` samples (sampled sets)."""
         raise TypeError(f"{type(self).__name__} does not define this method (an abstract hook of its base class)")
@@ -186,6 +191,10 @@ def resolve(name: str, n: Any = None, seed: Any = 0, **params) -> tuple[Spec, di
         n = spec.default_n
     if n is not None:
         spec.check_n(p, n)
+        from topo_mi._resources import check_allocation
+
+        check_allocation(f"n: the {name!r} data set of {n:,} samples", float(n) * spec.bytes_per_sample(p),
+                         hint="pass a smaller n" + (" or coarser parameters" if spec.finite else ""))
     return spec, {"n": n, "seed": resolve_seed(seed), **p}
 
 

@@ -60,6 +60,12 @@ class NaitzatD1(Spec):
         p["resolution"] = check_float("resolution", p["resolution"], min_value=0.0, min_inclusive=False,
                                       max_value=D1_DISK_RADIUS)
         p["noise"] = check_float("noise", p["noise"], min_value=0.0)
+        n_axis = int(np.ceil((D1_GRID[1] - D1_GRID[0]) / p["resolution"]))
+        from topo_mi._resources import check_allocation
+
+        # the grid and its distances to the nine centres: about 200 bytes per grid point
+        check_allocation(f"resolution: a grid of {n_axis:,}^2 points", 200.0 * n_axis * n_axis,
+                         hint="pass a larger resolution (the authors use 0.19)")
         return p
 
     def size(self, p):

@@ -7,6 +7,8 @@ from typing import ClassVar
 import numpy as np
 
 from topo_mi._results import Result, result_dataclass
+from topo_mi._validation import check_int, fail
+from topo_mi.errors import NonFiniteError
 
 
 def kaplan_yorke(exponents: np.ndarray, dim: int | None = None) -> float:
@@ -15,10 +17,18 @@ def kaplan_yorke(exponents: np.ndarray, dim: int | None = None) -> float:
     ``j`` is the largest index with ``S_j = lambda_1 + ... + lambda_j >= 0``. Returns 0 when
     ``lambda_1 < 0``, ``dim`` when every partial sum is non-negative and the spectrum is complete
     (``len(exponents) == dim``), and NaN when it is not complete (the dimension is not determined
-    by the exponents computed).
+    by the exponents computed) or ``lambda_1 = +inf``. Empty input or NaN exponents raise
+    :class:`~topo_mi.errors.InvalidParameterError`.
     """
-    lam = np.sort(np.asarray(exponents, dtype=np.float64))[::-1]
-    if lam.size == 0 or not np.isfinite(lam[0]):
+    raw = np.asarray(exponents, dtype=np.float64)
+    if raw.ndim != 1 or raw.size == 0:
+        fail("exponents", "a non-empty 1-D array of Lyapunov exponents", raw)
+    if np.isnan(raw).any():
+        raise NonFiniteError(f"exponents: expected no NaN, got {int(np.isnan(raw).sum())} NaN of {raw.size}")
+    if dim is not None:
+        dim = check_int("dim", dim, min_value=raw.size)
+    lam = np.sort(raw)[::-1]
+    if not np.isfinite(lam[0]):  # +inf: an unbounded expansion rate, no finite dimension
         return float("nan")
     if lam[0] < 0:
         return 0.0
@@ -93,7 +103,10 @@ class LyapunovResult(Result):
     @property
     def kaplan_yorke_dimension(self) -> float:
         """Kaplan–Yorke dimension (NaN when the k exponents computed do not determine it)."""
-        return kaplan_yorke(self.exponents, self.dim)
+        lam = np.asarray(self.exponents, dtype=np.float64)
+        if lam.size == 0 or np.isnan(lam).any():
+            return float("nan")
+        return kaplan_yorke(lam, self.dim if self.dim is None or self.dim >= lam.size else None)
 
     def summary(self):
         out = {"lambda_max": float(self.exponents[0]), "lambda_max_stderr": float(self.stderr[0]),

@@ -273,7 +273,7 @@ def _top_singular_values(fn: Callable, h: torch.Tensor, k: int, *, n_iter: int, 
     r = min(d_in, d_out)
     p = min(r, k + max(10, k))  # oversampling: accuracy of the k-th value depends on sigma_k / sigma_(p+1)
     hf = h.reshape(h.shape[0], d_in)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(check_int("seed", seed, min_value=0))
     omega = torch.randn((h.shape[0], p, d_in), generator=gen, dtype=torch.float64).to(hf.dtype)
 
     def single(x, om):

@@ -39,9 +39,11 @@ class FlowStep:
     """
 
     def __init__(self, f: Callable, dt: float, method: str = "rk4"):
+        if not callable(f):
+            fail("f", "a callable vector field f(x) -> dx/dt", f)
         self.f = f
-        self.dt = dt
-        self.method = method
+        self.dt = check_float("dt", dt, min_value=0.0, min_inclusive=False)
+        self.method = check_choice("method", method, FLOW_METHODS)
 
     def __call__(self, x, *args):
         f, h = self.f, self.dt
@@ -82,10 +84,6 @@ def flow_step(f: Callable, dt: float, method: str = "rk4") -> FlowStep:
     >>> step = flow_step(systems.lorenz_field, 0.01)                        # doctest: +SKIP
     >>> lyapunov_spectrum(step, [1.0, 1.0, 20.0], 100_000, transient=1000)   # doctest: +SKIP
     """
-    if not callable(f):
-        fail("f", "a callable vector field f(x) -> dx/dt", f)
-    dt = check_float("dt", dt, min_value=0.0, min_inclusive=False)
-    check_choice("method", method, FLOW_METHODS)
     return FlowStep(f, dt, method)
 
 
@@ -315,7 +313,7 @@ def lyapunov_spectrum(step: Callable, x0: Any, n_steps: int, *, k: int | None = 
         else:
             advance_fn = advance
 
-        gen = torch.Generator().manual_seed(seed)
+        gen = torch.Generator().manual_seed(check_int("seed", seed, min_value=0))
         frame = torch.randn((n_members, dim, k), generator=gen, dtype=torch.float64)
         frame = torch.linalg.qr(frame).Q.transpose(1, 2).to(x.dtype)  # (m, k, dim)
         Q = frame.reshape((n_members, k) + shape) if ensemble else frame[0].reshape((k,) + shape)

@@ -204,6 +204,8 @@ def spectrum(X, *, center: bool = True, method: str = "auto", n_components: int 
     if not isinstance(center, (bool, np.bool_)):
         raise InvalidParameterError(f"center: expected True or False, got {center!r}")
     method = check_choice("method", method, SPECTRUM_METHODS)
+    if n_components is not None:
+        n_components = check_int("n_components", n_components, min_value=1)
     n, d = X.shape
     m = min(n, d)
     A = X - X.mean(axis=0) if center else X.copy()

@@ -35,6 +35,7 @@ def seeded(seed: int) -> Iterator[None]:
     Module constructors (``nn.Linear`` and friends) draw from the global RNG; forking it keeps the
     caller's random stream untouched while making the initialisation a function of ``seed`` only.
     """
+    seed = check_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
@@ -68,7 +69,7 @@ def check_threads(value: Any) -> int | None:
 
 def generator(seed: int) -> torch.Generator:
     g = torch.Generator(device="cpu")
-    g.manual_seed(int(seed))
+    g.manual_seed(check_seed(seed))
     return g
 
 
@@ -84,6 +85,14 @@ class ConfigMixin:
 
     def extra_repr_config(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self._config.items())
+
+
+def check_parameter_budget(what: str, n_params: int) -> None:
+    """Refuse a model whose parameters (float32, with initialisation temporaries) would not fit."""
+    from topo_mi._resources import check_allocation
+
+    check_allocation(f"{what}: a model of {n_params:,} parameters", 3.0 * 4 * n_params,
+                     hint="use smaller layer sizes")
 
 
 def positive_int(name: str, value: Any) -> int:

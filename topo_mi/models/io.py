@@ -140,6 +140,20 @@ def _load_state(model: nn.Module, state: Mapping[str, Any], *, strict: bool, pat
 _STATE_KEYS = ("state_dict", "model_state_dict", "model")
 
 
+def _load_failure(exc: BaseException) -> str:
+    """What torch.load refused, without its advice to retry with weights_only=False."""
+    import re
+
+    text = str(exc)
+    m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if m:
+        return f"it holds a pickled object of type {m.group(1)}"
+    if "weights_only" in text.lower() or "Weights only load failed" in text:
+        return "it holds pickled objects other than tensors"
+    first = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {first}"
+
+
 def load_checkpoint(path, model: nn.Module, *, strict: bool = True) -> nn.Module:
     """Load a user checkpoint's weights into ``model`` (in place) and return it.
 
@@ -174,8 +188,9 @@ def load_checkpoint(path, model: nn.Module, *, strict: bool = True) -> nn.Module
         except Exception as exc:
             raise InvalidParameterError(
                 f"path: expected a checkpoint readable with torch.load(weights_only=True) (tensors and "
-                f"plain containers only), got {str(path)!r} ({type(exc).__name__}: {str(exc).splitlines()[0]})"
-            ) from exc
+                f"plain containers only), got {str(path)!r}: {_load_failure(exc)}; topo_mi never unpickles "
+                "arbitrary objects — save the weights as a state_dict or with safetensors"
+            ) from None
     else:
         fail("path", "a .safetensors, .pt, .pth, .bin or .ckpt file", str(path))
     if isinstance(state, Mapping):

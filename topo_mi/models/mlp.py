@@ -9,7 +9,7 @@ from torch import nn
 
 from topo_mi._validation import check_float, check_int, fail
 from topo_mi.models._common import (
-    ConfigMixin, check_seed, make_activation, positive_float, positive_int, seeded,
+    ConfigMixin, check_parameter_budget, check_seed, make_activation, positive_float, positive_int, seeded,
 )
 
 
@@ -60,6 +60,8 @@ class MLP(ConfigMixin, nn.Sequential):
             fail("bias", "True or False", bias)
         seed = check_seed(seed)
         make_activation(activation, negative_slope=negative_slope)  # validates the name
+        dims_ = [in_dim, *widths, out_dim]
+        check_parameter_budget("widths", sum((a + 1) * b for a, b in zip(dims_[:-1], dims_[1:])))
         super().__init__()
         self._config = dict(in_dim=in_dim, widths=widths, out_dim=out_dim, activation=activation,
                             negative_slope=negative_slope, bias=bias, seed=seed)
@@ -130,6 +132,8 @@ class ResidualMLP(ConfigMixin, nn.Module):
         dt = positive_float("dt", dt)
         seed = check_seed(seed)
         make_activation(activation)
+        check_parameter_budget("d_model, n_blocks", (in_dim + 1) * d_model + n_blocks * (d_model + 1) * d_model
+                               + (d_model + 1) * out_dim)
         super().__init__()
         self._config = dict(in_dim=in_dim, d_model=d_model, n_blocks=n_blocks, out_dim=out_dim,
                             activation=activation, dt=dt, seed=seed)

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from topo_mi._validation import check_float, fail
-from topo_mi.models._common import ConfigMixin, check_seed, generator, positive_int, seeded
+from topo_mi.models._common import ConfigMixin, check_parameter_budget, check_seed, generator, positive_int, seeded
 
 
 class TanhRNNCell(nn.Module):
@@ -50,6 +50,7 @@ class TanhRNN(ConfigMixin, nn.Module):
         output_dim = positive_int("output_dim", output_dim)
         gain = check_float("gain", gain, min_value=0.0)
         seed = check_seed(seed)
+        check_parameter_budget("hidden_dim", hidden_dim * (hidden_dim + input_dim + output_dim + 2))
         super().__init__()
         self._config = dict(input_dim=input_dim, hidden_dim=hidden_dim, output_dim=output_dim,
                             gain=gain, seed=seed)

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from topo_mi._validation import fail
-from topo_mi.models._common import ConfigMixin, check_seed, generator, positive_int
+from topo_mi.models._common import ConfigMixin, check_parameter_budget, check_seed, generator, positive_int
 
 
 class AttentionOnlyTransformer(ConfigMixin, nn.Module):
@@ -55,6 +55,8 @@ class AttentionOnlyTransformer(ConfigMixin, nn.Module):
         d_head = positive_int("d_head", d_head)
         n_heads = positive_int("n_heads", n_heads)
         seed = check_seed(seed)
+        check_parameter_budget("d_vocab, d_model, d_head", 2 * d_vocab * d_model + n_ctx * d_model
+                               + 4 * n_heads * d_head * d_model)
         super().__init__()
         self._config = dict(d_vocab=d_vocab, d_model=d_model, n_ctx=n_ctx, d_head=d_head,
                             n_heads=n_heads, seed=seed)

@@ -512,6 +512,12 @@ def compare(acts_a, acts_b, *, methods: Sequence[str] | str = ("cka",), layers=N
     perm_ss, boot_ss = np.random.SeedSequence(seed).spawn(2)
     max_perm = max([n_perm_[m] for m in methods if specs[m].correspondence] + [0])
     max_boot = max(n_boot_.values())
+    from topo_mi._resources import check_allocation
+
+    n_draws = max_perm + max_boot  # index arrays (n_draws, n) and null values per method and layer pair
+    check_allocation("n_perm, n_boot: the permutation/resample indices and null distributions",
+                     8.0 * n_draws * (n + len(methods) * len(As) * len(Bs)),
+                     hint=f"lower n_perm (now {max_perm}) or n_boot (now {max_boot}), or compare fewer layers")
     prng = np.random.default_rng(perm_ss)
     perms = np.stack([prng.permutation(n) for _ in range(max_perm)]) if max_perm else np.empty((0, n), np.int64)
     boots = (np.random.default_rng(boot_ss).integers(0, n, size=(max_boot, n)) if max_boot

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import os
 import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -351,18 +353,16 @@ def run(spec_or_path: Any, *, out=None, executor=None, force: bool = False, seed
     seed = spec["seed"]
     check_analysis_params(spec)
     out = Path(out or spec.get("out") or Path("runs") / spec["name"])
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise InvalidParameterError(f"out: {str(out)!r} exists and is not empty; pass --force (force=True) "
-                                    "to replace it")
+    spec_file = Path(spec_or_path) if base_dir is not None else None
+    check_output_folder(out, force=force, spec_file=spec_file)
     ex_spec = spec.get("executor", {})
     if executor is None:
         executor = get_executor(ex_spec.get("kind", "serial"), n_workers=ex_spec.get("workers"),
                                 address=ex_spec.get("address"))
     else:
         executor = get_executor(executor)
-    tmp = out.parent / f".{out.name}.partial"
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     (tmp / "figures").mkdir(parents=True)
     (tmp / "analyses").mkdir()
     steps = _Steps(progress)
@@ -416,10 +416,100 @@ def run(spec_or_path: Any, *, out=None, executor=None, force: bool = False, seed
     finally:
         if executor is not None and ex_spec.get("kind") == "dask":
             executor.close()
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    _replace_folder(tmp, out)
     return RunResult(out_dir=str(out), name=spec["name"], results=results, timings=steps.timings)
+
+
+# ---------------------------------------------------------------------------------------------
+# the output folder: what --force may replace
+# ---------------------------------------------------------------------------------------------
+RUN_MARKER = "run.json"
+
+
+def is_run_folder(path) -> bool:
+    """True for a folder that :func:`run` wrote (it holds ``run.json`` with a ``topo_mi`` version)."""
+    from topo_mi._io import read_json
+
+    marker = Path(path) / RUN_MARKER
+    if not marker.is_file():
+        return False
+    try:
+        info = read_json(marker)
+    except (OSError, ValueError):
+        return False
+    return isinstance(info, dict) and "topo_mi" in info and "spec" in info
+
+
+def check_output_folder(out, *, force: bool, spec_file=None) -> None:
+    """Refuse an output folder that a run must not write or replace (before anything runs).
+
+    - A missing folder or an empty one is used as is.
+    - An existing non-empty folder is replaced only with ``force`` *and* only when topo_mi wrote it
+      (:func:`is_run_folder`); never the file system root, the home folder, the working directory,
+      a folder that contains the working directory or the spec, whatever ``force`` says.
+    """
+    out = Path(out)
+    resolved = out.resolve()
+    protected = {Path("/").resolve(), Path.home().resolve(), Path.cwd().resolve()}
+    if resolved in protected or resolved in Path.cwd().resolve().parents:
+        raise InvalidParameterError(
+            f"out: expected a folder for this run's output, got {str(out)!r}, which is the root, the home "
+            f"folder, the working directory or one of its parents; topo_mi never writes or replaces that")
+    if spec_file is not None:
+        spec_res = Path(spec_file).resolve()
+        if resolved == spec_res or resolved in spec_res.parents:
+            raise InvalidParameterError(
+                f"out: expected a folder that does not contain the spec, got {str(out)!r}, which contains "
+                f"{str(spec_file)!r}; choose another output folder")
+    for parent in [out.parent, *out.parent.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InvalidParameterError(f"out: expected a folder path, got {str(out)!r}, but "
+                                            f"{str(parent)!r} is a file")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise InvalidParameterError(f"out: expected a writable location, got {str(out)!r}; "
+                                            f"{str(parent)!r} is not writable")
+            break
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise InvalidParameterError(f"out: expected a folder, got {str(out)!r}, which is a file")
+    if not any(out.iterdir()):
+        return
+    if not force:
+        raise InvalidParameterError(f"out: {str(out)!r} exists and is not empty; pass --force (force=True) "
+                                    "to replace a previous run's folder")
+    if not is_run_folder(out):
+        raise InvalidParameterError(
+            f"out: --force replaces only a folder that topo_mi wrote (it holds {RUN_MARKER}); "
+            f"{str(out)!r} is not one, so nothing was deleted; choose another output folder")
+
+
+def _replace_folder(new: Path, out: Path) -> None:
+    """Move ``new`` into place at ``out``; an old run folder is renamed aside first, deleted last.
+
+    A crash at any point leaves the old run or the new one at ``out`` (or the old one beside it as
+    ``.<name>.old-*``), never neither.
+    """
+    old = None
+    if out.exists():
+        if any(out.iterdir()) and not is_run_folder(out):  # checked before the run; re-checked here
+            shutil.rmtree(new, ignore_errors=True)
+            raise InvalidParameterError(f"out: {str(out)!r} changed during the run and is not a topo_mi run "
+                                        "folder; nothing was replaced")
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        old.rmdir()
+        out.rename(old)
+    try:
+        new.rename(out)
+    except BaseException:
+        if old is not None and not out.exists():
+            old.rename(out)
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
 
 
 def _run_analysis(kind, params, *, spec, models, acts_list, inputs, dataset, seed, executor):
@@ -477,7 +567,15 @@ def read_results(run_dir) -> dict:
     p = Path(run_dir) / "results.json"
     if not p.is_file():
         raise InvalidParameterError(f"run_dir: expected a run folder with results.json, got {str(run_dir)!r}")
-    return read_json(p)
+    try:
+        doc = read_json(p)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidParameterError(f"run_dir: expected a results.json written by topo-mi run, got "
+                                    f"{str(p)!r}, which is not valid JSON ({exc})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("analyses"), dict):
+        raise InvalidParameterError(f"run_dir: expected a results.json written by topo-mi run (with an "
+                                    f"'analyses' table), got {str(p)!r}, which is not one")
+    return doc
 
 
 __all__ = ["run", "RunResult", "RunStepError", "DEMO_SPEC", "check_analysis_params", "read_results"]

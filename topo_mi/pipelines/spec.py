@@ -215,9 +215,18 @@ def load_spec(path_or_text: str | Path | dict, *, base_dir: Path | None = None) 
     text = None
     p = Path(path_or_text) if isinstance(path_or_text, (str, Path)) else None
     if p is not None and (isinstance(path_or_text, Path) or (len(str(path_or_text)) < 4096 and "\n" not in str(path_or_text))):
+        if p.is_dir():
+            raise InvalidParameterError(f"spec: expected a TOML file, got {str(p)!r}, which is a folder")
         if not p.is_file():
             raise InvalidParameterError(f"spec: expected a TOML file, got {str(p)!r} which does not exist")
-        text = p.read_text(encoding="utf-8")
+        raw = p.read_bytes()
+        if b"\x00" in raw[:8192]:
+            raise InvalidParameterError(f"spec: expected a TOML text file, got {str(p)!r}, which is a binary file")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidParameterError(f"spec: expected a UTF-8 TOML text file, got {str(p)!r}, which is not "
+                                        f"UTF-8 text ({exc.reason} at byte {exc.start})") from None
         base_dir = base_dir or p.resolve().parent
     else:
         text = str(path_or_text)

@@ -223,6 +223,12 @@ def betti_profile(acts, *, layers=None, max_dim: int = 1, metric: str = "euclide
     if n_landmarks is not None and m < n_landmarks:
         fail("boot_fraction", f"a fraction keeping at least n_landmarks={n_landmarks} of the {n_used} samples",
              boot_fraction)
+    from topo_mi._resources import check_allocation
+
+    # every resample's task holds its row indices and returns its diagrams and Betti curves
+    check_allocation("n_boot: the bootstrap resamples' indices and results",
+                     8.0 * n_boot * len(layers) * (m + (max_dim + 1) * (n_grid + m)),
+                     hint=f"lower n_boot (now {n_boot}) or boot_fraction")
     for b in range(n_boot):
         pick = np.sort(boot_rng.choice(n_used, size=m, replace=False))
         sub = pick if rows is None else rows[pick]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from topo_mi._validation import check_choice, check_float, check_int, fail
-from topo_mi.topology._vectorize import as_diagram_list, is_pair_list
+from topo_mi.topology._vectorize import as_diagram_list, diagram_array, is_pair_list
 
 _EXACT_WASSERSTEIN_MAX = 1500  # points (both diagrams) up to which the assignment is solved exactly
 
@@ -30,12 +30,7 @@ def _is_single(x) -> bool:
 
 
 def _as_single(x, name):
-    d = np.asarray(x, dtype=np.float64)
-    if d.size == 0:
-        d = d.reshape(0, 2)
-    if d.ndim != 2 or d.shape[1] != 2:
-        fail(name, "a diagram of shape (n, 2)", d)
-    return d
+    return diagram_array(x, name)
 
 
 def _clean(d: np.ndarray, name: str) -> np.ndarray:
@@ -43,6 +38,11 @@ def _clean(d: np.ndarray, name: str) -> np.ndarray:
         fail(name, "diagrams without NaN", "NaN entries", raw=True)
     if np.isinf(d[:, 0]).any():
         fail(name, "finite births", "an infinite birth", raw=True)
+    below = d[:, 1] < d[:, 0]
+    if below.any():
+        i = int(np.flatnonzero(below)[0])
+        fail(name, "points with death >= birth", f"{int(below.sum())} point(s) with death < birth, the first "
+             f"(birth {d[i, 0]:g}, death {d[i, 1]:g}) at row {i}", raw=True)
     return d[d[:, 1] > d[:, 0]]  # points on the diagonal are at distance 0 from it
 
 

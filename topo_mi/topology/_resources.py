@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 
@@ -16,18 +15,10 @@ _SAMPLE_ROWS = 256
 
 
 def available_memory() -> int:
-    """Bytes of memory available now (MemAvailable on Linux; physical memory elsewhere)."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:  # pragma: no cover - not Linux
-        pass
-    try:  # pragma: no cover - not Linux
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):  # pragma: no cover
-        return 8 << 30
+    """Bytes of memory this process can still allocate (see :func:`topo_mi._resources.available_memory`)."""
+    from topo_mi._resources import available_memory as _available
+
+    return _available()
 
 
 def default_memory_limit() -> int:

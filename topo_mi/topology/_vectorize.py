@@ -15,6 +15,26 @@ import numpy as np
 from topo_mi._validation import check_float, check_int, fail
 
 
+def diagram_array(d, name: str) -> np.ndarray:
+    """A float64 (n, 2) array of (birth, death) pairs, or a named error."""
+    from topo_mi._validation import as_array
+
+    a = as_array(d, name) if not isinstance(d, (list, tuple)) else None
+    if a is None:
+        try:
+            a = np.asarray(d)
+        except (ValueError, TypeError):
+            fail(name, "an array of shape (n, 2) of (birth, death) pairs", d)
+    if a.dtype == object or a.dtype.kind not in "biuf":
+        fail(name, "a real numeric array of shape (n, 2) of (birth, death) pairs", a)
+    a = np.asarray(a, dtype=np.float64)
+    if a.size == 0:
+        a = a.reshape(0, 2)
+    if a.ndim != 2 or a.shape[1] != 2:
+        fail(name, "an array of shape (n, 2) of (birth, death) pairs", a)
+    return a
+
+
 def as_diagram_list(obj, name: str = "diagrams") -> list[np.ndarray]:
     """Diagrams of a result, a list of ``(n_k, 2)`` arrays, or a gudhi-style list of (dim, (b, d))."""
     if hasattr(obj, "diagrams") and isinstance(obj.diagrams, (list, tuple)):
@@ -29,15 +49,7 @@ def as_diagram_list(obj, name: str = "diagrams") -> list[np.ndarray]:
             for dim, (b, d) in obj:
                 out[int(dim)].append((b, d))
             return [np.asarray(o, dtype=np.float64).reshape(-1, 2) for o in out]
-        out = []
-        for k, d in enumerate(obj):
-            d = np.asarray(d, dtype=np.float64)
-            if d.size == 0:
-                d = d.reshape(0, 2)
-            if d.ndim != 2 or d.shape[1] != 2:
-                fail(f"{name}[{k}]", "an array of shape (n_k, 2) of (birth, death) pairs", d)
-            out.append(d)
-        return out
+        return [diagram_array(d, f"{name}[{k}]") for k, d in enumerate(obj)]
     fail(name, "a PersistenceResult or a list of (n_k, 2) arrays (one per dimension)", obj)
 
 
@@ -53,12 +65,7 @@ def is_pair_list(x) -> bool:
 def as_diagram(obj, dim: int | None, name: str = "diagram") -> np.ndarray:
     """One ``(n, 2)`` diagram: ``obj`` itself if it is an array, else dimension ``dim`` of it."""
     if isinstance(obj, np.ndarray) or is_pair_list(obj):
-        d = np.asarray(obj, dtype=np.float64)
-        if d.size == 0:
-            d = d.reshape(0, 2)
-        if d.ndim != 2 or d.shape[1] != 2:
-            fail(name, "an array of shape (n, 2) of (birth, death) pairs", d)
-        return d
+        return diagram_array(obj, name)
     dgms = as_diagram_list(obj, name)
     if dim is None:
         fail("dim", "a homology dimension when a whole result or list of diagrams is given", dim)

@@ -1,0 +1,249 @@
+"""The activation store cannot hand back wrong data: each silent case of the old store now raises,
+damage is found by checksums and repaired by recomputing, arrays are read-only."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from topo_mi.activations import Activations, collect
+from topo_mi.errors import InvalidParameterError, StoreCorruptedError, StoreMismatchError
+
+LAYERS = ["inner.0", "inner.2"]
+
+
+class Flaky(nn.Module):
+    def __init__(self, fail_at=0):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.inner = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 4))
+        with torch.no_grad():
+            for p in self.inner.parameters():
+                p.copy_(torch.randn(p.shape, generator=g))
+        self.fail_at, self.calls = fail_at, 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise RuntimeError("interrupted")
+        return self.inner(x)
+
+
+X = torch.randn(300, 5, generator=torch.Generator().manual_seed(1))
+Y = np.arange(300) % 3
+
+
+def _collect(store, model=None, inputs=X, **kw):
+    return collect(model or Flaky(), inputs, layers=LAYERS, batch_size=64, store=store, progress=False, **kw)
+
+
+def _flip(path, offset):
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture
+def ref():
+    return collect(Flaky(), X, layers=LAYERS, batch_size=64, progress=False)
+
+
+@pytest.fixture
+def finished(tmp_path):
+    _collect(tmp_path / "s")
+    return tmp_path / "s"
+
+
+def _interrupted(path, at=4):
+    with pytest.raises(RuntimeError, match="interrupted"):
+        _collect(path, Flaky(fail_at=at))
+
+
+def test_untouched_store_resumes_bit_identically_and_is_reused(tmp_path, ref):
+    _interrupted(tmp_path / "s")
+    m = Flaky()
+    out = _collect(tmp_path / "s", m)
+    assert m.calls == 5 - 3  # batches 0-2 were done
+    for n in LAYERS:
+        assert np.asarray(out[n]).tobytes() == ref[n].tobytes()
+    m2 = Flaky()
+    again = _collect(tmp_path / "s", m2)
+    assert m2.calls == 0
+    for n in LAYERS:
+        np.testing.assert_array_equal(again[n], ref[n])
+
+
+def test_finished_store_with_different_inputs_raises(finished):
+    with pytest.raises(StoreMismatchError, match="made from different inputs \\(the input batches hash differently\\)"):
+        _collect(finished, inputs=X + 1)
+
+
+def test_finished_store_with_fewer_inputs_raises(finished):
+    with pytest.raises(StoreMismatchError, match="inputs \\(4 batches in this call, 5 stored\\)"):
+        _collect(finished, inputs=X[:200])
+
+
+def test_finished_store_with_labels_given_later_raises(finished):
+    with pytest.raises(StoreMismatchError, match="labels \\(the store has none\\)"):
+        _collect(finished, labels=Y)
+
+
+def test_finished_store_with_new_sample_ids_raises(tmp_path):
+    _collect(tmp_path / "s", sample_ids=np.arange(300) + 1000)
+    with pytest.raises(StoreMismatchError, match="sample_ids"):
+        _collect(tmp_path / "s", sample_ids=np.arange(300) + 5000)
+    got = _collect(tmp_path / "s", sample_ids=np.arange(300) + 1000)
+    np.testing.assert_array_equal(got.sample_ids, np.arange(300) + 1000)
+
+
+def test_overwrite_rebuilds_a_mismatching_store(finished, ref):
+    got = _collect(finished, inputs=X[:200], overwrite=True, labels=Y[:200])
+    assert got.n_samples == 200
+    np.testing.assert_array_equal(got.labels, Y[:200])
+    np.testing.assert_array_equal(got["inner.2"], ref["inner.2"][:200])
+    assert not list(finished.parent.glob(".s.*"))  # no leftover rebuild/old folders
+
+
+def test_flipped_byte_in_a_batch_of_an_interrupted_run(tmp_path, ref):
+    s = tmp_path / "s"
+    _interrupted(s)
+    _flip(s / "layer_0001.f32", 64 * 4 * 4 + 7)  # inside batch 1 of the second layer
+    with pytest.raises(StoreCorruptedError, match="layer_0001.f32") as info:
+        _collect(s)
+    assert info.value.damaged == {"layer_0001.f32": [1]}
+    m = Flaky()
+    fixed = _collect(s, m, repair=True)
+    assert m.calls == 5 - 1  # batches 1-4 recomputed
+    for n in LAYERS:
+        np.testing.assert_array_equal(fixed[n], ref[n])
+
+
+def test_edited_row_count_of_an_interrupted_run(tmp_path, ref):
+    s = tmp_path / "s"
+    _interrupted(s)
+    entry = s / "journal" / "b000002.json"
+    doc = json.loads(entry.read_text())
+    doc["rows"] += 2
+    entry.write_text(json.dumps(doc))
+    with pytest.raises(StoreCorruptedError, match="journal/b000002.json"):
+        _collect(s)
+    fixed = _collect(s, repair=True)
+    assert fixed.n_samples == 300
+    for n in LAYERS:
+        np.testing.assert_array_equal(fixed[n], ref[n])
+
+
+def test_flipped_byte_in_a_final_layer_file(finished, ref):
+    _flip(finished / "layer_0000.f32", 200 * 16 * 4 + 3)  # row 200: batch 3
+    with pytest.raises(StoreCorruptedError, match="layer_0000.f32 \\(batches \\[3\\]\\)"):
+        Activations.load(finished)
+    with pytest.raises(StoreCorruptedError, match="layer_0000.f32"):
+        _collect(finished)
+    assert not np.array_equal(Activations.load(finished, verify=False)["inner.0"], ref["inner.0"])  # verify=False skips
+    m = Flaky()
+    fixed = _collect(finished, m, repair=True)
+    assert m.calls == 1  # only the damaged batch ran
+    np.testing.assert_array_equal(fixed["inner.0"], ref["inner.0"])
+    Activations.load(finished)  # verifies clean
+
+
+def test_damaged_small_files_manifest_and_truncation(finished, ref):
+    _collect(finished.parent / "l", labels=Y)
+    _flip(finished.parent / "l" / "labels.npy", 140)
+    with pytest.raises(StoreCorruptedError, match="labels.npy"):
+        Activations.load(finished.parent / "l")
+    fixed = _collect(finished.parent / "l", labels=Y, repair=True)
+    np.testing.assert_array_equal(fixed.labels, Y)
+    man = finished / "activations.json"
+    doc = json.loads(man.read_text())
+    doc["layers"][0]["shape"][0] = 298
+    man.write_text(json.dumps(doc))
+    with pytest.raises(StoreCorruptedError, match="activations.json.*fails its checksum"):
+        Activations.load(finished)
+    _collect(finished, repair=True)
+    with open(finished / "layer_0001.f32", "r+b") as fh:
+        fh.truncate(100)
+    with pytest.raises(StoreCorruptedError, match="layer_0001.f32.*100 bytes.*truncated"):
+        Activations.load(finished)
+
+
+def test_older_format_read_only_folder_and_foreign_folder(tmp_path, monkeypatch, finished):
+    man = finished / "activations.json"
+    doc = json.loads(man.read_text())
+    doc["format"] = "topo_mi.activations/1"
+    man.write_text(json.dumps(doc))
+    with pytest.raises(StoreMismatchError, match="older format 'topo_mi.activations/1'.*overwrite=True"):
+        Activations.load(finished)
+    with pytest.raises(StoreMismatchError, match="older format"):
+        _collect(finished)
+    assert _collect(finished, overwrite=True).n_samples == 300
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(InvalidParameterError, match="holds other files; nothing is overwritten"):
+        _collect(tmp_path / "other", overwrite=True)
+    assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
+    import errno
+    from pathlib import Path
+
+    def readonly(self, *a, **k):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(Path, "mkdir", readonly)
+    with pytest.raises(InvalidParameterError, match="store: expected a writable folder.*Read-only file system"):
+        _collect(tmp_path / "ro")
+
+
+def test_arrays_are_read_only_and_copy_is_writeable(finished, ref):
+    mm = Activations.load(finished)
+    for acts in (ref, mm, ref.take([0, 1, 2]), ref.to_memory()):
+        with pytest.raises(ValueError, match="read-only"):
+            acts["inner.0"][0, 0] = 1.0
+        with pytest.raises(ValueError, match="read-only"):
+            acts.sample_ids[0] = 7
+    cp = mm.copy()
+    cp["inner.0"][0, 0] = 123.0
+    cp.sample_ids[0] = 99
+    assert mm["inner.0"][0, 0] != 123.0 and mm.sample_ids[0] == 0
+    own = np.zeros((3, 2), dtype=np.float32)
+    Activations({"x": own})
+    own[0, 0] = 1.0  # the caller's own array keeps its flags
+
+
+CLI_SPEC = """
+name = "cache"
+seed = 0
+
+[dataset]
+name = "digits"
+
+[model]
+architecture = "mlp"
+params = { widths = [16] }
+train = { epochs = 1 }
+
+[activations]
+max_samples = 120
+
+[analyses.geometry]
+embed = "pca"
+n_boot = 2
+"""
+
+
+def test_cli_cached_activations_altered_on_disk(tmp_path, monkeypatch, capsys):
+    from topo_mi.cli import main
+
+    monkeypatch.setenv("TOPO_MI_DATA_HOME", str(tmp_path / "home"))
+    spec = tmp_path / "cache.toml"
+    spec.write_text(CLI_SPEC)
+    assert main(["run", str(spec), "--out", str(tmp_path / "a"), "--quiet"]) == 0
+    stores = [p.parent for p in (tmp_path / "home" / "activations").glob("*/activations.json")]
+    assert len(stores) == 1
+    assert main(["run", str(spec), "--out", str(tmp_path / "b"), "--quiet"]) == 0  # the cache, untouched
+    assert (tmp_path / "a" / "results.json").read_bytes() == (tmp_path / "b" / "results.json").read_bytes()
+    _flip(stores[0] / "layer_0000.f32", 40)
+    capsys.readouterr()
+    assert main(["run", str(spec), "--out", str(tmp_path / "c"), "--quiet"]) != 0
+    err = capsys.readouterr().err
+    assert "layer_0000.f32" in err and "damaged" in err
