@@ -331,3 +331,37 @@ def test_spec_accepts_a_synthesis_section_and_rejects_unknown_keys():
     spec["analyses"]["synthesis"]["epsilon"] = 0.1
     with pytest.raises(SpecError, match="analyses.synthesis.epsilon"):
         check_analysis_params(spec)
+
+
+# -- causal adapters ----------------------------------------------------------------------------------
+
+def test_steering_changes_the_layer_by_exactly_its_budget(net_x):
+    net, x = net_x
+    v = np.array([1.0, -2.0, 0.5, 0, 0, 0, 0, 3.0])
+    st = S.steering(net, "1", v, alpha=0.3)
+    r = S.coverage(net, st, x, space="1", eps=1.0, n_boot=0)
+    b = 0.3 * np.linalg.norm(v)
+    np.testing.assert_allclose(r.delta, b, rtol=1e-12)
+    assert r.budget == pytest.approx(b) and r.K == pytest.approx(1.0)
+    assert r.coverage_at(b * (1 - 1e-9)) == 0.0 and r.coverage_at(b * (1 + 1e-9)) == 1.0
+
+
+def test_erasure_removes_the_fitted_component(net_x):
+    from topo_mi.causal import erase_concept
+
+    net, x = net_x
+    with torch.no_grad():
+        h = net[:2](torch.as_tensor(x)).numpy()
+    labels = (x[:, 0] > 0).astype(int)
+    eraser = erase_concept(h, labels, layer="1")
+    interp = S.erasure(net, eraser, data=x)
+    r = S.coverage(net, interp, x, space="1", n_boot=0)
+    removed = (h - eraser.mean) @ eraser.projection.T
+    np.testing.assert_allclose(r.delta, np.linalg.norm(removed, axis=1), rtol=1e-8, atol=1e-10)
+    assert r.budget == pytest.approx(np.sqrt(np.mean(np.sum(removed ** 2, axis=1))), rel=1e-10)
+    # downstream, δ is the distance between the network's logits and those of the erased layer, by hand
+    with torch.no_grad():
+        full = net(torch.as_tensor(x)).numpy()
+        erased = net[2:](torch.as_tensor(h - removed)).numpy()
+    out = S.discrepancies(net, [interp], x, space="logits")[interp.name]
+    np.testing.assert_allclose(out, np.linalg.norm(full - erased, axis=1), rtol=1e-8, atol=1e-10)

@@ -17,37 +17,14 @@ OUTPUT_SPACES = ("logits", "probs")
 
 
 def patched(model, ops: dict[str, Any] | None):
-    """A context manager replacing layer outputs: ``ops[layer]`` is a ``topo_mi.causal`` operation
-    or a function mapping the layer's output tensor to a same-shape tensor."""
+    """A context manager replacing layer outputs through :func:`topo_mi.causal.intervene`:
+    ``ops[layer]`` is a :mod:`topo_mi.causal` operation or a function mapping the layer's output
+    tensor to a same-shape tensor (wrapped in ``Replace``)."""
     if not ops:
         return contextlib.nullcontext()
-    try:
-        from topo_mi.causal import Replace, intervene
-    except ImportError:
-        return _replacing(model, ops)
-    wrapped = {name: (Replace(op) if _is_plain_function(op) else op) for name, op in ops.items()}
-    return intervene(model, wrapped)
+    from topo_mi.causal import Op, Replace, intervene
 
-
-@contextlib.contextmanager
-def _replacing(model, ops):
-    from topo_mi.activations._hooks import _recording, resolve_layers
-
-    with _recording(resolve_layers(model, list(ops)), lambda name, out: ops[name](out)):
-        yield
-
-
-def _is_plain_function(op) -> bool:
-    if not callable(op):
-        return False
-    try:
-        from topo_mi import causal
-
-        op_types = tuple(getattr(causal, n) for n in ("Zero", "Mean", "Replace", "ProjectOut", "Erase", "Steer")
-                         if hasattr(causal, n))
-    except ImportError:  # pragma: no cover
-        op_types = ()
-    return not isinstance(op, op_types)
+    return intervene(model, {name: (op if isinstance(op, Op) else Replace(op)) for name, op in ops.items()})
 
 
 def _first_tensor(out):

@@ -154,8 +154,10 @@ def replace(model, replacements: dict, *, name: str = "replace", ablation: str =
     from topo_mi.activations._hooks import resolve_layers
 
     resolve_layers(model, list(replacements))  # unknown names raise with the closest valid ones
+    from topo_mi.causal import Op
+
     for k, op in replacements.items():
-        if not callable(op):
+        if not (callable(op) or isinstance(op, Op)):
             fail(f"replacements[{k!r}]", "a topo_mi.causal operation or a function tensor -> tensor", op)
     return _Replace(replacements, name=name, replaces="outputs of " + ", ".join(map(str, replacements)),
                     ablation=ablation, baseline=baseline, fingerprint=_fingerprint(model), budget=budget,
@@ -380,6 +382,67 @@ def dictionary(model, layer: str, sae, *, data=None, name: str | None = None,
                        ablation="dictionary reconstruction", baseline=f"{kind} decode(encode(h))",
                        fingerprint=_fingerprint(model), budget=budget, budget_space=layer, budget_norm="l2",
                        budget_definition=f"sqrt(mean ||h - decode(encode(h))||^2) of the dictionary at {layer}")
+
+
+# ---------------------------------------------------------------------------------------------
+# concept erasure and steering (topo_mi.causal operations)
+# ---------------------------------------------------------------------------------------------
+class _CausalOp(Interpretation):
+    def __init__(self, layer, op, method, **kw):
+        super().__init__(**kw)
+        self.layer, self.op, self.method = layer, op, method
+
+    def ops(self, model, state, rows, x):
+        return {self.layer: self.op}
+
+
+def erasure(model, eraser, *, layer: str | None = None, data=None, name: str | None = None,
+            batch_size: int = 1024) -> Interpretation:
+    """Erase a concept at a layer with a fitted eraser (:func:`topo_mi.causal.erase_concept`),
+    applied as ``causal.Erase(eraser)``: h ↦ h − P(h − μ).
+
+    With ``data`` the error budget is the RMS norm of what the erasure removes there,
+    δ_I = sqrt(mean ‖P(h − μ)‖²) (l2, at the layer): at that layer δ's RMS equals it (K ≥ 1);
+    downstream K says how much the network amplifies the erased component.
+    """
+    from topo_mi.causal import ConceptEraser, Erase
+
+    _check_model(model)
+    if not isinstance(eraser, ConceptEraser):
+        fail("eraser", "a ConceptEraser from topo_mi.causal.erase_concept", eraser)
+    layer = layer or eraser.layer
+    if not layer:
+        fail("layer", "the layer the eraser applies to", layer)
+    budget = None
+    if data is not None:
+        A = layer_matrix(model, F.as_model_input(data, model), layer, batch_size)
+        removed = (A - eraser.mean) @ np.asarray(eraser.projection).T
+        budget = float(np.sqrt(np.mean(np.sum(removed ** 2, axis=1))))
+    return _CausalOp(layer, Erase(eraser), "erasure", name=name or f"erase ({eraser.method}) {layer}",
+                     replaces=f"the concept's rank-{eraser.rank} component of {layer}",
+                     ablation=f"concept erasure ({eraser.method})", baseline=f"mean of {layer} over "
+                     f"{eraser.n_samples} fitting rows", fingerprint=_fingerprint(model), budget=budget,
+                     budget_space=layer, budget_norm="l2",
+                     budget_definition=f"sqrt(mean ||P(h - mu)||^2): the RMS of what the erasure removes at {layer}")
+
+
+def steering(model, layer: str, v, alpha: float = 1.0, *, name: str | None = None) -> Interpretation:
+    """Add ``alpha · v`` to ``layer``'s output (``causal.Steer(v, alpha)``).
+
+    Error budget: δ_I = |alpha|·‖v‖, the exact l2 change at the layer for every input (K = 1 there).
+    """
+    from topo_mi.causal import Steer
+
+    _check_model(model)
+    op = Steer(v, alpha)
+    from topo_mi.activations._hooks import resolve_layers
+
+    resolve_layers(model, [layer])
+    b = abs(op.alpha) * float(np.linalg.norm(op.v))
+    return _CausalOp(layer, op, "steering", name=name or f"steer {layer}", replaces=f"output of {layer}",
+                     ablation=f"steering (alpha = {op.alpha:g})", baseline="none", fingerprint=_fingerprint(model),
+                     budget=b, budget_space=layer, budget_norm="l2",
+                     budget_definition="|alpha| * ||v||: the change of the layer's output")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -631,4 +694,4 @@ def circuit(model, result, *, data=None, ranking: str = "mask", size: int | None
 
 
 __all__ = ["Interpretation", "identity", "replace", "function", "constant_mean", "outputs", "projection",
-           "circuit", "dictionary", "layer_matrix", "NORMS"]
+           "circuit", "dictionary", "erasure", "steering", "layer_matrix", "NORMS"]
