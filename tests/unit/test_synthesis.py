@@ -365,3 +365,32 @@ def test_erasure_removes_the_fitted_component(net_x):
         erased = net[2:](torch.as_tensor(h - removed)).numpy()
     out = S.discrepancies(net, [interp], x, space="logits")[interp.name]
     np.testing.assert_allclose(out, np.linalg.norm(full - erased, axis=1), rtol=1e-8, atol=1e-10)
+
+
+def test_dictionary_adapter_equals_the_projection_it_encodes(net_x):
+    net, x = net_x
+    with torch.no_grad():
+        h = net[:2](torch.as_tensor(x)).numpy()
+    mu = h.mean(0)
+    V = torch.as_tensor(np.linalg.svd(h - mu, full_matrices=False)[2][:3].T)
+    mu_t = torch.as_tensor(mu)
+
+    class PCADictionary:
+        def encode(self, t):
+            return (t - mu_t) @ V
+
+        def decode(self, z):
+            return mu_t + z @ V.T
+
+    d = S.dictionary(net, "1", PCADictionary(), data=x)
+    p = S.projection(net, "1", 3, x)
+    for space in ("1", "logits"):
+        a, b = S.evaluate(net, [d, p], x, space=space, n_boot=0)
+        np.testing.assert_allclose(a.delta, b.delta, atol=1e-10)
+    assert d.budget("1", "l2")[0] == pytest.approx(p.budget("1", "l2")[0], rel=1e-9)
+    with pytest.raises(InvalidParameterError, match="encode"):
+        S.dictionary(net, "1", object())
+    from topo_mi import pipelines
+
+    with pytest.raises(InvalidParameterError, match="dictionary"):
+        pipelines.synthesis_profile(net, x, methods=("dictionary",), layer="1")

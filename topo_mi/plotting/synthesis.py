@@ -30,14 +30,14 @@ def plot_coverage(result, ax=None, *, band: bool = True, label: str | None = Non
 def plot_coverages(results, ax=None, *, target: float | None = 0.8, union=None, title: str | None = None):
     """Several interpretations' coverage curves on one plot (and the union's, when given)."""
     ax = get_ax(ax, figsize=(6.0, 4.2))
+    if union is not None:  # drawn first, wide and pale, so the members stay visible on top of it
+        ax.step(union.eps_grid, union.curve, where="post", color="k", lw=4, alpha=0.3, zorder=1,
+                label=f"union ({union.coverage:.2f})")
     for r in results:
         plot_coverage(r, ax=ax, label=f"{r.name} ({r.coverage:.2f})")
-    if union is not None:
-        ax.step(union.eps_grid, union.curve, where="post", color="k", lw=2,
-                label=f"union ({union.coverage:.2f})")
     if target is not None:
         ax.axhline(target, color="r", lw=0.8, ls="--", label=f"coverage {target:g}")
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="lower right")
     ax.set_title(title or f"coverage at ε = {results[0].eps:g} (in brackets)")
     return ax
 

@@ -108,8 +108,7 @@ def profile(model, inputs, *, methods=("circuit", "magnitude", "projection", "me
             space: str = "probs", norm: str = "l1", eps: float = 0.1, relative: bool = False,
             target: float = 0.8, rule: Any = "any", n_boot: int = 1000, ci: float = 0.95, l0: float = 0.5,
             steps: int = 300, circuit_metric: str = "accuracy", granularity: str = "edges",
-            ablation: str = "zero", dictionary_size: int | None = None, dictionary_steps: int = 500,
-            batch_size: int = 1024, seed: int = 0, progress: bool = False) -> SynthesisResult:
+            ablation: str = "zero", batch_size: int = 1024, seed: int = 0, progress: bool = False) -> SynthesisResult:
     """Build, evaluate and combine the standard interpretations of ``model`` on ``inputs``.
 
     Parameters
@@ -121,8 +120,7 @@ def profile(model, inputs, *, methods=("circuit", "magnitude", "projection", "me
         ``circuit``: :func:`topo_mi.circuits.find_circuit` (or the given ``circuit``) as an
         interpretation; ``magnitude``: as many units kept by weight magnitude; ``projection``:
         the rank-``rank`` projection of ``layer``; ``dictionary``: a sparse autoencoder of
-        ``layer`` spliced in (``dictionary``, or one trained here with ``dictionary_size``
-        latents for ``dictionary_steps`` steps); ``mean``: the constant mean (a baseline, left
+        ``layer`` spliced in (``dictionary``, anything with ``encode``/``decode``); ``mean``: the constant mean (a baseline, left
         out of the combination).
     layer : str, optional
         Layer of the projection and the dictionary (default: the middle hidden layer).
@@ -182,10 +180,11 @@ def profile(model, inputs, *, methods=("circuit", "magnitude", "projection", "me
                                     name=f"rank-{rank} {layer}"))
         settings["projection"] = {"layer": layer, "rank": int(rank), "variance": variance}
     if "dictionary" in methods:
-        interp, info = S.dictionary_for(model, layer, xnp if xnp is not None else x, dictionary=dictionary,
-                                        n_latents=dictionary_size, steps=dictionary_steps, seed=seed)
-        interps.append(interp)
-        settings["dictionary"] = info
+        if dictionary is None:
+            fail("dictionary", "a trained dictionary of the layer (encode/decode, e.g. from topo_mi.dictionaries) "
+                 "with methods including 'dictionary'", None)
+        interps.append(S.dictionary(model, layer, dictionary, data=x, batch_size=batch_size))
+        settings["dictionary"] = {"layer": layer, "type": type(dictionary).__name__}
     if "mean" in methods:
         interps.append(S.constant_mean(model, x, space=space, name="mean"))
     members = S.evaluate(model, interps, x, space=space, norm=norm, eps=eps, relative=relative, n_boot=n_boot,
