@@ -67,7 +67,29 @@ def _betti_boot():
     return betti_profile(a, n_boot=10**8, max_dim=0)
 
 
+def _collect(x, **kw):
+    import topo_mi as tm
+
+    return tm.collect(models.MLP(3, [4], 2, seed=0), x, layers=["act1"], progress=False, **kw)
+
+
 CASES = [
+    # collect: dtypes, widths, devices, labels
+    ("collect-complex", lambda: _collect(torch.randn(8, 3, dtype=torch.complex64)), InvalidParameterError,
+     "inputs: expected real-valued"),
+    ("collect-int64", lambda: _collect(torch.ones(8, 3, dtype=torch.int64)), InvalidParameterError,
+     "inputs: expected rows of width 3 and dtype torch.float32"),
+    ("collect-bool", lambda: _collect(torch.ones(8, 3, dtype=torch.bool)), InvalidParameterError,
+     "got shape (8, 3) and dtype torch.bool"),
+    ("collect-wrong-width", lambda: _collect(torch.randn(8, 5)), InvalidParameterError, "rows of width 3"),
+    ("collect-object", lambda: _collect(np.zeros((8, 3), dtype=object)), InvalidParameterError, "inputs:"),
+    ("collect-list-of-rows", lambda: _collect([[1.0, 2.0, 3.0]] * 4), InvalidParameterError, "np.asarray"),
+    ("collect-bad-device", lambda: _collect(torch.randn(8, 3), device="tpu9"), InvalidParameterError,
+     "device: expected a torch device"),
+    ("collect-labels-length", lambda: _collect(torch.randn(8, 3), labels=np.arange(5)), InvalidParameterError,
+     "labels"),
+    ("collect-nan-rows", lambda: _collect(torch.tensor([[0.0] * 3, [float("nan")] * 3, [1.0] * 3])),
+     NonFiniteError, "row(s): 1"),
     # dtypes
     ("persistence-complex", lambda: topology.persistence(X.astype(np.complex128), max_dim=0),
      InvalidParameterError, "complex"),
@@ -125,6 +147,7 @@ def test_nonfinite_error_names_the_rows():
 
 def test_half_precision_tensors_are_widened_not_refused():
     t = torch.randn(40, 3).to(torch.bfloat16)
+    np.testing.assert_array_equal(_collect(t)["act1"], _collect(t.float())["act1"])
     s = geometry.spectrum(t)
     ref = geometry.spectrum(t.float().numpy())
     np.testing.assert_allclose(s.singular_values, ref.singular_values, rtol=1e-12)

@@ -81,19 +81,50 @@ def _split_item(item):
 
 
 def _to_device(x, device, dtype):
+    """Inputs to the model's device; floating inputs (any precision) to the model's float dtype.
+
+    Integer and bool tensors pass unchanged (token ids, masks); complex and object inputs are
+    refused with a named error.
+    """
     import torch
 
     if isinstance(x, np.ndarray):
+        if x.dtype == object or x.dtype.kind not in "biuf":
+            fail("inputs", "numeric arrays (real numbers, integer ids or booleans)", x)
         x = torch.from_numpy(np.ascontiguousarray(x))
-        if x.is_floating_point() and dtype is not None:
-            x = x.to(dtype)
     if isinstance(x, torch.Tensor):
+        if x.is_complex():
+            fail("inputs", "real-valued tensors (complex inputs are not supported)",
+                 f"a {x.dtype} tensor of shape {tuple(x.shape)}", raw=True)
+        if x.is_floating_point() and dtype is not None and x.dtype != dtype:
+            x = x.to(dtype)
         return x.to(device)
     if isinstance(x, dict) or hasattr(x, "keys"):
         return {k: _to_device(v, device, dtype) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return type(x)(_to_device(v, device, dtype) for v in x)
     return x
+
+
+def _looks_like_input_error(exc: BaseException) -> bool:
+    text = str(exc)
+    return any(t in text for t in ("must have the same dtype", "shapes cannot be multiplied", "expected scalar type",
+                                   "size of tensor", "Expected input", "expected input", "not implemented for",
+                                   "Given groups", "Expected all tensors"))
+
+
+def _input_error_message(model, xb, exc: BaseException) -> str:
+    """``inputs: expected ..., got ...`` for a first forward that failed on the inputs' shape or dtype."""
+    first = next(((n, m) for n, m in model.named_modules()
+                  if hasattr(m, "in_features") and hasattr(m, "weight")), None)
+    expected = "inputs the model accepts"
+    if first is not None:
+        name, m = first
+        expected = (f"rows of width {m.in_features} and dtype {m.weight.dtype} (the input of the model's first "
+                    f"linear layer {name!r})")
+    shown = (f"shape {tuple(xb.shape)} and dtype {xb.dtype}" if hasattr(xb, "shape")
+             else type(xb).__name__)
+    return f"inputs: expected {expected}, got {shown}; the forward of the first batch failed: {exc}"
 
 
 def _batch_rows(x) -> int:
@@ -105,7 +136,8 @@ def _batch_rows(x) -> int:
                 return int(v.shape[0])
     if isinstance(x, (list, tuple)) and x:
         return _batch_rows(x[0])
-    fail("inputs", "batches with a leading batch axis", type(x).__name__, raw=True)
+    fail("inputs", "batches with a leading batch axis (a list of rows is read as a list of batches: "
+         "pass np.asarray(rows) or a tensor)", type(x).__name__, raw=True)
 
 
 def model_fingerprint(model) -> str:
@@ -131,7 +163,10 @@ def _model_dtype(model):
 def _check_device(model, device):
     import torch
 
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        fail("device", "a torch device such as 'cpu', 'cuda', 'cuda:0' or 'mps'", device)
     for p in model.parameters():
         if p.device.type != dev.type:
             raise InvalidParameterError(
@@ -398,10 +433,13 @@ class _Job:
                     " (or its token axis differs from the other layers')" if self.tokens_mode else ""))
         # one cheap reduction; the exact count only when something is off
         if not np.isfinite(arr.sum()) and not np.isfinite(arr).all():
-            bad = int((~np.isfinite(arr)).sum())
+            finite = np.isfinite(arr)
+            bad = int((~finite).sum())
+            bad_rows = np.flatnonzero(~finite.all(axis=1)) + self.row
+            shown = ", ".join(map(str, bad_rows[:10])) + (", ..." if bad_rows.size > 10 else "")
             raise NonFiniteError(
-                f"layer {name!r}: {bad} non-finite activation values (NaN/inf) in batch {self.k} "
-                f"(rows {self.row}-{self.row + self.rows - 1})")
+                f"layer {name!r}: {bad} non-finite activation values (NaN/inf) in batch {self.k}, "
+                f"in {bad_rows.size} row(s): {shown}")
         self.sink(name, arr, fresh)
 
     @contextlib.contextmanager
@@ -425,6 +463,10 @@ class _Job:
                 self.model(**xb)
             else:
                 self.model(xb)
+        except RuntimeError as exc:
+            if k == 0 and _looks_like_input_error(exc):
+                raise InvalidParameterError(_input_error_message(self.model, xb, exc)) from exc
+            raise
         finally:
             self.sink = self.mask = None
         missing = [n for n in self.names if n not in self.seen]
