@@ -394,3 +394,71 @@ def test_dictionary_adapter_equals_the_projection_it_encodes(net_x):
 
     with pytest.raises(InvalidParameterError, match="dictionary"):
         pipelines.synthesis_profile(net, x, methods=("dictionary",), layer="1")
+
+
+# -- experiments (their bookkeeping; the outcomes are reported, not asserted) ------------------------------
+
+def test_power_fits_recover_an_exact_power_law():
+    L = np.array([1, 2, 4, 8, 16])
+    f = 0.9 * L ** -0.5
+    fit = S.power_fits(L, f)
+    assert fit["c_half"] == pytest.approx(0.9) and fit["residual_half"] == pytest.approx(0, abs=1e-12)
+    assert fit["beta"] == pytest.approx(-0.5) and fit["beta_se"] == pytest.approx(0, abs=1e-9)
+    fit = S.power_fits(L, 0.5 * L ** 0.3)
+    assert fit["beta"] == pytest.approx(0.3) and fit["residual_half"] > 0.1
+
+
+def test_count_regions_on_a_hand_built_image():
+    img = np.zeros((60, 60), int)
+    img[5:15, 5:15] = 1
+    img[30:40, 30:40] = 1
+    img[50:55, 2:8] = 1
+    img[20:25, 40:45] = 2
+    total, per = S.count_regions(img)
+    assert per.tolist() == [1, 3, 1] and total == 5
+    img[14:31, 14] = 1                      # a 1-pixel L-shaped bridge joins the first two squares
+    img[30, 14:31] = 1
+    assert S.count_regions(img)[1].tolist() == [1, 2, 1]
+
+
+def test_decision_regions_vs_betti_bookkeeping():
+    net = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 2))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, 0], [-1.0, 0], [0, 1.0], [0, -1.0]]))
+        net[0].bias.zero_()
+        net[2].weight.copy_(torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0]]))
+        net[2].bias.zero_()
+    x = np.random.default_rng(0).uniform(-1, 1, size=(300, 2))
+    r = S.decision_regions_vs_betti(net, data=x, grid=50, n_points=80, n_eps=50)
+    assert r.n_regions == 2 and r.regions_per_class.tolist() == [1, 1]   # the half planes x0 > 0, x0 < 0
+    assert r.layers == ["input", "1"]
+    hit = r.betti1 == r.n_regions
+    np.testing.assert_allclose(r.match_fraction, hit.mean(axis=1))
+    for i in range(len(r.layers)):
+        if hit[i].any():
+            assert r.eps_star[i] == r.eps_grid[i][np.argmax(hit[i])]
+        else:
+            assert np.isnan(r.eps_star[i])
+    assert r.plot() is not None
+    with pytest.raises(InvalidParameterError, match="data"):
+        S.decision_regions_vs_betti(net, data=np.zeros((10, 3)))
+
+
+def test_fidelity_vs_depth_bookkeeping():
+    r = S.fidelity_vs_depth(depths=(1, 2, 3), width=4, n_samples=200, epochs=2, seeds=(0, 1), rank=1)
+    assert r.fidelity.shape == (3, 2) and np.all((0 <= r.fidelity) & (r.fidelity <= 1))
+    np.testing.assert_allclose(r.mean, r.fidelity.mean(axis=1))
+    fit = S.power_fits(r.depths, r.mean)
+    assert r.c_half == fit["c_half"] and r.residual_half == fit["residual_half"]
+    assert r.plot() is not None
+    with pytest.raises(InvalidParameterError, match="depths"):
+        S.fidelity_vs_depth(depths=(2,))
+
+
+def test_single_method_coverage_bookkeeping():
+    r = S.single_method_coverage(models=("mlp-naitzat-d1-relu",), n_samples=200, steps=10, n_boot=20)
+    prof = r.profiles[0]
+    assert [m.coverage for m in prof.members] == list(r.coverage[0])
+    assert r.union[0] == prof.pluralism.coverage
+    np.testing.assert_array_equal(r.above_target, r.coverage > r.target)
+    assert r.plot() is not None
