@@ -462,3 +462,14 @@ def test_single_method_coverage_bookkeeping():
     assert r.union[0] == prof.pluralism.coverage
     np.testing.assert_array_equal(r.above_target, r.coverage > r.target)
     assert r.plot() is not None
+
+
+def test_relative_scale_memory_is_checked_before_it_is_kept(net_x, monkeypatch):
+    from topo_mi.errors import ResourceError
+    from topo_mi.synthesis import _coverage
+
+    net, x = net_x
+    monkeypatch.setattr(_coverage, "_MAX_REFERENCE_BYTES", 1000)
+    with pytest.raises(ResourceError, match="relative=False"):
+        S.coverage(net, S.identity(net), x, relative=True)
+    assert S.coverage(net, S.identity(net), x, relative=False, n_boot=0).coverage == 1.0

@@ -28,10 +28,12 @@ import numpy as np
 
 from topo_mi._results import Result, result_dataclass
 from topo_mi._validation import check_choice, check_float, check_int, check_random_state, fail
-from topo_mi.errors import InvalidParameterError, NonFiniteError
+from topo_mi.errors import InvalidParameterError, NonFiniteError, ResourceError
 from topo_mi.synthesis import _forward as F
 from topo_mi.synthesis._interpretation import NORMS, Interpretation
 
+# Largest N(x) array kept to compute the relative scale.
+_MAX_REFERENCE_BYTES = 4 * 2 ** 30
 # Bootstrap resamples are drawn in chunks of at most this many indices (memory stays small).
 _BOOT_CHUNK = 1 << 22
 
@@ -342,6 +344,13 @@ def discrepancies(model, interpretations, inputs, *, space: str = "logits", norm
         xb = F.take_rows(x, rows)
         ref = F.run_space(model, xb, space)
         if refs is not None:
+            if not refs:
+                need = ref.element_size() * ref.numel() / len(rows) * n
+                if need > _MAX_REFERENCE_BYTES:
+                    raise ResourceError(
+                        f"inputs: keeping N(x) of {n} inputs in space {space!r} for the relative scale needs "
+                        f"{need / 2**30:.1f} GiB (limit {_MAX_REFERENCE_BYTES / 2**30:.0f} GiB); use relative=False, "
+                        "a smaller space or fewer inputs")
             refs.append(ref)
         for interp, st in zip(interps, states):
             if interp.kind == "surrogate":
@@ -433,9 +442,12 @@ def evaluate(model, interpretations, inputs, *, space: str = "logits", norm: str
     if not isinstance(relative, (bool, np.bool_)):
         fail("relative", "True or False", relative)
     seed = check_int("seed", seed, min_value=0)
-    deltas, ref = discrepancies(model, interps, inputs, space=space, norm=norm, batch_size=batch_size,
-                                return_reference=True)
-    n = ref.shape[0]
+    if relative:
+        deltas, ref = discrepancies(model, interps, inputs, space=space, norm=norm, batch_size=batch_size,
+                                    return_reference=True)
+    else:
+        deltas, ref = discrepancies(model, interps, inputs, space=space, norm=norm, batch_size=batch_size), None
+    n = next(iter(deltas.values())).size
     if sample_ids is None:
         ids = np.arange(n)
     else:
