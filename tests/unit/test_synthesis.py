@@ -225,6 +225,21 @@ def test_circuit_adapter_matches_find_circuit_scores(planted_small, granularity,
     assert _r2(net, pat, x) == pytest.approx(res.curve_scores["patching"][1], abs=2e-5)
 
 
+@pytest.mark.parametrize("granularity,ablation", [("edges", "mean"), ("nodes", "zero")])
+def test_circuit_adapter_matches_find_circuit_on_a_residual_stack(granularity, ablation):
+    from topo_mi.circuits import find_circuit
+    from topo_mi.models import ResidualMLP
+
+    net = ResidualMLP(3, 6, 2, 2, dt=0.5, seed=0)
+    x = np.random.default_rng(0).normal(size=(200, 3))
+    res = find_circuit(net, x, l0=2.0, steps=40, lr=0.1, seed=0, granularity=granularity, ablation=ablation,
+                       curve_points=3)
+    assert res.n_kept < res.n_units
+    assert _r2(net, S.circuit(net, res, data=x), x) == pytest.approx(res.circuit_score, abs=2e-5)
+    assert _r2(net, S.circuit(net, res, data=x, ranking="magnitude"), x) == pytest.approx(res.magnitude_score,
+                                                                                         abs=2e-5)
+
+
 def test_circuit_adapter_resample_and_budget(planted_small):
     net, x, find_circuit = planted_small
     res = find_circuit(net, x, l0=1.0, steps=30, lr=0.05, seed=0, ablation="resample", curve_points=3)

@@ -86,7 +86,8 @@ def _zoo_data(name: str, n_samples: int, seed: int):
 
 def single_method_coverage(models=("mlp-naitzat-d1-relu", "mlp-naitzat-d1-tanh", "mlp-digits"), *,
                            methods=("circuit", "magnitude", "projection", "mean"), eps: float = 0.1,
-                           target: float = 0.8, space: str = "probs", norm: str = "l1", n_samples: int = 1000,
+                           target: float = 0.8, space: str = "probs", norm: str = "l1", relative: bool = False,
+                           n_samples: int = 1000,
                            n_boot: int = 500, steps: int = 300, l0: float = 0.5, variance: float = 0.9,
                            seed: int = 0, progress: bool = False) -> MethodCoverageResult:
     """Coverage of each single interpretation method vs ``target`` on shipped (zoo) models.
@@ -107,7 +108,8 @@ def single_method_coverage(models=("mlp-naitzat-d1-relu", "mlp-naitzat-d1-tanh",
     profiles = []
     for i, name in enumerate(models):
         model, x = _zoo_data(name, n_samples, seed)
-        res = profile(model, x, methods=methods, space=space, norm=norm, eps=eps, target=target, n_boot=n_boot,
+        res = profile(model, x, methods=methods, space=space, norm=norm, relative=relative, eps=eps, target=target,
+                      n_boot=n_boot,
                       steps=steps, l0=l0, variance=variance, seed=seed, progress=progress)
         profiles.append(res)
         by_method = {m.method if m.method != "circuit" else ("circuit" if "magnitude" not in m.name else "magnitude"):

@@ -461,16 +461,45 @@ def _sequential_groups(model) -> list[tuple[str, str]]:
     return [(a, b) for a, b in groups]
 
 
+def _pre_modules(model, layer_names) -> dict[str, str]:
+    """Graph layer -> the module whose output is that layer's pre-activation.
+
+    ``nn.Sequential``: the group's ``nn.Linear`` (its activation, if any, follows it); residual MLP
+    stacks: ``blocks.k.act`` -> ``blocks.k.linear``, every other layer (``embed``, ``blocks.k``,
+    ``out``, identity activations) its own module.
+    """
+    from torch import nn
+
+    if isinstance(model, nn.Sequential):
+        rep_to_linear = {rep: lin for lin, rep in _sequential_groups(model)}
+        pre = {}
+        for nm in layer_names[1:]:
+            if nm not in rep_to_linear:
+                fail("result", f"a circuit found on this model (layers {['input'] + list(rep_to_linear)})",
+                     f"layers {list(layer_names)}", raw=True)
+            pre[nm] = rep_to_linear[nm]
+        return pre
+    if all(hasattr(model, a) for a in ("embed", "blocks", "out")):
+        valid = ["embed", "out"] + [f"blocks.{k}{t}" for k in range(len(model.blocks)) for t in ("", ".act")]
+        pre = {}
+        for nm in layer_names[1:]:
+            if nm not in valid:
+                fail("result", f"a circuit found on this model (layers {['input'] + valid})",
+                     f"layers {list(layer_names)}", raw=True)
+            pre[nm] = nm[:-len(".act")] + ".linear" if nm.endswith(".act") else nm
+        return pre
+    fail("model", "an nn.Sequential MLP or a residual MLP stack (embed, blocks, out), as find_circuit takes", model)
+
+
 class _Circuit(Interpretation):
     method = "circuit"
 
-    def __init__(self, *, layer_names, linear_of, masks, node_masks, weights, granularity, abl_kind,
-                 reference_means, seed, budget_mse, **kw):
+    def __init__(self, *, layer_names, pre_module, pairs, node_masks, granularity, abl_kind, reference_means,
+                 seed, budget_mse, **kw):
         super().__init__(**kw)
-        self.layer_names, self.linear_of = layer_names, linear_of
-        self.masks, self.node_masks, self.weights = masks, node_masks, weights
-        self.granularity, self.abl_kind = granularity, abl_kind
-        self.reference_means, self.seed, self.budget_mse = reference_means, seed, budget_mse
+        self.layer_names, self.pre_module, self.pairs = layer_names, pre_module, pairs
+        self.node_masks, self.granularity = node_masks, granularity
+        self.abl_kind, self.reference_means, self.seed, self.budget_mse = abl_kind, reference_means, seed, budget_mse
 
     def budget(self, space, norm):
         b = super().budget(space, norm)
@@ -486,9 +515,6 @@ class _Circuit(Interpretation):
                     "then Pinsker and Jensen bound the mean L1 distance of the probabilities")
         return None
 
-    def _values_needed(self):
-        return [n for n in self.layer_names if n != "input"]
-
     def prepare(self, model, inputs):
         import torch
 
@@ -500,12 +526,11 @@ class _Circuit(Interpretation):
             clean = {name: [] for name in self.layer_names}
             for rows in F.batches(n, 2048):
                 xb = F.take_rows(inputs, rows)
-                vals = F.layer_values(model, xb, self._values_needed())
+                vals = F.layer_values(model, xb, [nm for nm in self.layer_names if nm != "input"])
                 for name in self.layer_names:
                     clean[name].append(xb.to(torch.float64) if name == "input" else vals[name])
-            clean = {k: torch.cat(v) for k, v in clean.items()}
-            perm = check_random_state(self.seed).permutation(n)
-            state["clean"], state["perm"] = clean, perm
+            state["clean"] = {k: torch.cat(v) for k, v in clean.items()}
+            state["perm"] = check_random_state(self.seed).permutation(n)
         return state
 
     def _ablated(self, state, rows, name, like):
@@ -529,35 +554,33 @@ class _Circuit(Interpretation):
         def add(module, fn):
             per_module.setdefault(module, []).append(fn)
 
-        for li in range(1, len(L)):
-            src, lin = L[li - 1], self.linear_of[L[li]]
-            W = self.weights[L[li]]
-            if self.granularity == "edges" and L[li] in self.masks:
-                off = (1.0 - self.masks[L[li]]) * W
+        # corrections of each destination's pre-activation: the ablated part of every incoming map
+        for (src, dst), (W, M) in self.pairs.items():
+            if self.granularity == "edges":
+                off = (1.0 - M) * W
+                if not bool(off.any()):
+                    continue
 
                 def edge_fn(out, src=src, off=off):
                     v = current[src]
-                    a = self._ablated(state, rows, src, v)
-                    return (out.to(torch.float64) - (v - a) @ off.T).to(out.dtype)
-                add(lin, edge_fn)
-            if self.granularity == "nodes" and src == "input" and "input" in self.node_masks:
+                    return (out.to(torch.float64) - (v - self._ablated(state, rows, src, v)) @ off.T).to(out.dtype)
+                add(self.pre_module[dst], edge_fn)
+            elif src == "input" and "input" in self.node_masks:
                 zin = self.node_masks["input"]
 
                 def input_fn(out, W=W, zin=zin):
                     v = current["input"]
                     a = self._ablated(state, rows, "input", v)
                     return (out.to(torch.float64) - ((1.0 - zin) * (v - a)) @ W.T).to(out.dtype)
-                add(lin, input_fn)
-        for li, name in enumerate(L):
-            if name == "input":
-                continue
+                add(self.pre_module[dst], input_fn)
+        # then each layer's value: node gates, and the value captured for the maps leaving it
+        for name in L[1:]:
             if self.granularity == "nodes" and name in self.node_masks:
                 z = self.node_masks[name]
 
                 def node_fn(out, name=name, z=z):
                     v = out.to(torch.float64)
-                    a = self._ablated(state, rows, name, v)
-                    return (v * z + a * (1.0 - z)).to(out.dtype)
+                    return (v * z + self._ablated(state, rows, name, v) * (1.0 - z)).to(out.dtype)
                 add(name, node_fn)
 
             def capture(out, name=name):
@@ -573,14 +596,16 @@ def circuit(model, result, *, data=None, ranking: str = "mask", size: int | None
 
     Units outside the circuit are ablated as ``find_circuit`` did (its ``ablation``: zero, the
     mean over ``data``, or the value on another evaluation input drawn with ``seed``): an edge
-    i → j outside the circuit contributes ``W_ji a_i`` instead of ``W_ji v_i`` to unit j, a node
-    outside it takes its ablated value. Applied with ``topo_mi.causal.intervene`` on the model's
-    ``nn.Linear`` and activation modules (``nn.Sequential`` MLPs such as ``topo_mi.models.MLP``).
+    i → j outside the circuit contributes ``w_ji a_i`` instead of ``w_ji v_i`` to unit j's
+    pre-activation, a node outside it takes its ablated value. Applied with
+    ``topo_mi.causal.intervene`` on the modules that output each layer's pre-activation and value
+    (``nn.Sequential`` MLPs such as ``topo_mi.models.MLP``, and residual MLP stacks such as
+    ``topo_mi.models.ResidualMLP``, whose skip and ``dt`` scale edges are gated like any other).
 
     Parameters
     ----------
-    model : nn.Sequential
-        The model the circuit was found on (its weights must be the graph's).
+    model : nn.Module
+        The model the circuit was found on (its linear weights must be the graph's).
     result : CircuitResult
         From :func:`topo_mi.circuits.find_circuit` or :func:`topo_mi.pipelines.circuit_graph`.
     data : array, optional
@@ -609,17 +634,11 @@ def circuit(model, result, *, data=None, ranking: str = "mask", size: int | None
         fail("result", "a CircuitResult with a learned circuit (granularity 'edges' or 'nodes')",
              f"granularity {result.granularity!r}", raw=True)
     check_choice("ranking", ranking, ("mask", "magnitude", "patching"))
-    if not isinstance(model, nn.Sequential):
-        fail("model", "an nn.Sequential MLP (Linear layers, each followed by an elementwise activation)", model)
-    groups = _sequential_groups(model)
-    rep_to_linear = {rep: lin for lin, rep in groups}
     L = list(result.layer_names)
-    for nm in L[1:]:
-        if nm not in rep_to_linear:
-            fail("result", f"a circuit found on this model (layers {['input'] + list(rep_to_linear)})",
-                 f"layers {L}", raw=True)
+    pre = _pre_modules(model, L)
     mods = dict(model.named_modules())
-    offsets = np.concatenate([[0], np.cumsum(result.layer_sizes)]).astype(np.int64)
+    sizes = np.asarray(result.layer_sizes, np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     node_layer = np.searchsorted(offsets, np.arange(offsets[-1]), side="right") - 1
 
     # which units are kept
@@ -635,30 +654,32 @@ def circuit(model, result, *, data=None, ranking: str = "mask", size: int | None
         kept[gated] = keep
     n_kept = int((kept & gated).sum())
 
-    # weights, checked against the graph's
-    weights, masks, node_masks = {}, {}, {}
-    for li in range(1, len(L)):
-        lin = mods[rep_to_linear[L[li]]]
-        weights[L[li]] = lin.weight.detach().to(torch.float64).clone()
+    # the maps between layers, from the graph's edges, checked against the model's linear weights
     src_l, dst_l = node_layer[result.edge_src], node_layer[result.edge_dst]
     src_i, dst_i = result.edge_src - offsets[src_l], result.edge_dst - offsets[dst_l]
-    for li in range(1, len(L)):
-        sel = (dst_l == li) & (src_l == li - 1)
-        W = weights[L[li]].numpy()
-        if W.shape != (result.layer_sizes[li], result.layer_sizes[li - 1]) or not np.allclose(
-                W[dst_i[sel], src_i[sel]], result.edge_weight[sel], rtol=1e-5, atol=1e-6):
-            raise InvalidParameterError(f"result: expected a circuit found on this model; the weights of "
-                                        f"{rep_to_linear[L[li]]!r} differ from the circuit graph's")
+    pairs = {}
+    for a, b in sorted(set(zip(src_l.tolist(), dst_l.tolist()))):
+        sel = (src_l == a) & (dst_l == b)
+        W = np.zeros((sizes[b], sizes[a]))
+        W[dst_i[sel], src_i[sel]] = result.edge_weight[sel]
+        M = np.ones_like(W)
         if result.granularity == "edges":
-            M = np.ones(W.shape)
             M[dst_i[sel], src_i[sel]] = kept[sel]
-            masks[L[li]] = torch.as_tensor(M)
+        lin = mods.get(pre[L[b]])
+        if isinstance(lin, nn.Linear) and lin.weight.shape == W.shape:
+            if not np.allclose(lin.weight.detach().double().numpy(), W, rtol=1e-5, atol=1e-6):
+                raise InvalidParameterError(f"result: expected a circuit found on this model; the weights of "
+                                            f"{pre[L[b]]!r} differ from the circuit graph's")
+        pairs[(L[a], L[b])] = (torch.as_tensor(W), torch.as_tensor(M))
+    node_masks = {}
     if result.granularity == "nodes":
-        for li in range(len(L) - 1):
-            node_masks[L[li]] = torch.as_tensor(kept[offsets[li]:offsets[li + 1]].astype(np.float64))
+        for li in range(len(L)):
+            g = gated[offsets[li]:offsets[li + 1]]
+            if g.any():
+                node_masks[L[li]] = torch.as_tensor(kept[offsets[li]:offsets[li + 1]].astype(np.float64))
 
     abl_kind = result.ablation
-    reference_means, var, n_ref = None, None, 0
+    reference_means, var, n_ref, k = None, None, 0, 0
     if data is not None:
         x = F.as_model_input(data, model)
         n = n_ref = F.n_inputs(x)
@@ -668,24 +689,24 @@ def circuit(model, result, *, data=None, ranking: str = "mask", size: int | None
         outs = []
         for rows in F.batches(n, 4096):
             xb = F.take_rows(x, rows)
-            vals = F.layer_values(model, xb, [nm for nm in L if nm != "input"] + [groups[-1][1]])
+            vals = F.layer_values(model, xb, L[1:])
             vals["input"] = xb.to(torch.float64)
             for nm in L:
                 sums[nm] = vals[nm].sum(dim=0) + (sums[nm] if nm in sums else 0)
-            outs.append(vals[groups[-1][1]])
-        reference_means = {nm: (s / n).numpy() for nm, s in sums.items()}
+            outs.append(vals[L[-1]])
+        reference_means = {nm: (sm / n).numpy() for nm, sm in sums.items()}
         out = torch.cat(outs)
-        var = float(out.var(unbiased=False))
-        k = int(out.shape[1])
+        var, k = float(out.var(unbiased=False)), int(out.shape[1])
     elif abl_kind == "mean":
         fail("data", "the inputs the circuit was found on (its mean ablation needs their means)", None)
     lam = float(result.params.get("l0", float("nan")))
     budget_mse = None
     if var is not None and ranking == "mask" and size is None and math.isfinite(lam):
         budget_mse = (lam, result.objective, var, k)
-    baseline = {"zero": "zero", "mean": f"mean over {n_ref} inputs of the full model", "resample": f"the value on another evaluation input (seed {seed})"}[abl_kind]
+    baseline = {"zero": "zero", "mean": f"mean over {n_ref} inputs of the full model",
+                "resample": f"the value on another evaluation input (seed {seed})"}[abl_kind]
     label = name or ("circuit" if ranking == "mask" else f"{ranking} top-{n_kept}")
-    return _Circuit(layer_names=L, linear_of=rep_to_linear, masks=masks, node_masks=node_masks, weights=weights,
+    return _Circuit(layer_names=L, pre_module=pre, pairs=pairs, node_masks=node_masks,
                     granularity=result.granularity, abl_kind=abl_kind, reference_means=reference_means, seed=seed,
                     budget_mse=budget_mse, name=label,
                     replaces=f"the {int(gated.sum()) - n_kept} of {int(gated.sum())} {result.granularity} outside "
