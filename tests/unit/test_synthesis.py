@@ -407,8 +407,10 @@ def test_dictionary_adapter_equals_the_projection_it_encodes(net_x):
         S.dictionary(net, "1", object())
     from topo_mi import pipelines
 
-    with pytest.raises(InvalidParameterError, match="dictionary"):
-        pipelines.synthesis_profile(net, x, methods=("dictionary",), layer="1")
+    res = pipelines.synthesis_profile(net, x, methods=("dictionary", "mean"), layer="1", dictionary=PCADictionary(),
+                                      space="1", norm="l2", n_boot=0)
+    np.testing.assert_allclose(res.members[0].delta, S.evaluate(net, [p], x, space="1", n_boot=0)[0].delta,
+                               atol=1e-10)
 
 
 # -- experiments (their bookkeeping; the outcomes are reported, not asserted) ------------------------------

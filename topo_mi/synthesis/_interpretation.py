@@ -346,8 +346,9 @@ class _Dictionary(Interpretation):
     def ops(self, model, state, rows, x):
         sae = self.sae
 
-        def reconstruct(h):
-            return sae.decode(sae.encode(h)).to(h.dtype).reshape(h.shape)
+        def reconstruct(h):  # token axes are samples: encode the rows of the last (feature) axis
+            flat = h.reshape(-1, h.shape[-1])
+            return sae.decode(sae.encode(flat)).to(h.dtype).reshape(h.shape)
 
         return {self.layer: reconstruct}
 

@@ -103,12 +103,30 @@ def _representation_layers(model) -> list[str]:
     return [rep for _, rep in groups[:-1]]
 
 
+def _train_dictionary(model, layer, x, d_sae, k, steps, seed, batch_size):
+    """A TopK sparse autoencoder of ``layer`` trained on the inputs' activations."""
+    try:
+        from topo_mi.dictionaries import train_sae
+    except ImportError:
+        fail("dictionary", "a trained dictionary of the layer (encode/decode) — topo_mi.dictionaries, which "
+             "trains one, is not available", None)
+    from topo_mi.synthesis._interpretation import layer_matrix
+
+    A = layer_matrix(model, x, layer, batch_size).astype(np.float32)
+    d = A.shape[1]
+    d_sae = check_int("dictionary_size", d_sae, min_value=1) if d_sae is not None else 4 * d
+    k = check_int("dictionary_k", k, min_value=1, max_value=d_sae) if k is not None else max(1, min(d_sae, d // 2))
+    return train_sae(A, kind="topk", d_sae=d_sae, k=k, n_steps=check_int("dictionary_steps", steps, min_value=1),
+                     seed=seed)
+
+
 def profile(model, inputs, *, methods=("circuit", "magnitude", "projection", "mean"), layer: str | None = None,
             rank: int | None = None, variance: float = 0.9, circuit=None, dictionary=None,
             space: str = "probs", norm: str = "l1", eps: float = 0.1, relative: bool = False,
             target: float = 0.8, rule: Any = "any", n_boot: int = 1000, ci: float = 0.95, l0: float = 0.5,
             steps: int = 300, circuit_metric: str = "accuracy", granularity: str = "edges",
-            ablation: str = "zero", batch_size: int = 1024, seed: int = 0, progress: bool = False) -> SynthesisResult:
+            ablation: str = "zero", dictionary_size: int | None = None, dictionary_k: int | None = None,
+            dictionary_steps: int = 500, batch_size: int = 1024, seed: int = 0, progress: bool = False) -> SynthesisResult:
     """Build, evaluate and combine the standard interpretations of ``model`` on ``inputs``.
 
     Parameters
@@ -120,7 +138,10 @@ def profile(model, inputs, *, methods=("circuit", "magnitude", "projection", "me
         ``circuit``: :func:`topo_mi.circuits.find_circuit` (or the given ``circuit``) as an
         interpretation; ``magnitude``: as many units kept by weight magnitude; ``projection``:
         the rank-``rank`` projection of ``layer``; ``dictionary``: a sparse autoencoder of
-        ``layer`` spliced in (``dictionary``, anything with ``encode``/``decode``); ``mean``: the constant mean (a baseline, left
+        ``layer`` spliced in (``dictionary``, anything with ``encode``/``decode``, or a TopK SAE
+        trained here with :func:`topo_mi.dictionaries.train_sae`: ``dictionary_size`` latents
+        (default 4 × width), ``dictionary_k`` active (default width / 2), ``dictionary_steps``);
+        ``mean``: the constant mean (a baseline, left
         out of the combination).
     layer : str, optional
         Layer of the projection and the dictionary (default: the middle hidden layer).
@@ -180,11 +201,12 @@ def profile(model, inputs, *, methods=("circuit", "magnitude", "projection", "me
                                     name=f"rank-{rank} {layer}"))
         settings["projection"] = {"layer": layer, "rank": int(rank), "variance": variance}
     if "dictionary" in methods:
-        if dictionary is None:
-            fail("dictionary", "a trained dictionary of the layer (encode/decode, e.g. from topo_mi.dictionaries) "
-                 "with methods including 'dictionary'", None)
+        trained = dictionary is None
+        if trained:
+            dictionary = _train_dictionary(model, layer, x, dictionary_size, dictionary_k, dictionary_steps, seed,
+                                           batch_size)
         interps.append(S.dictionary(model, layer, dictionary, data=x, batch_size=batch_size))
-        settings["dictionary"] = {"layer": layer, "type": type(dictionary).__name__}
+        settings["dictionary"] = {"layer": layer, "type": type(dictionary).__name__, "trained_here": trained}
     if "mean" in methods:
         interps.append(S.constant_mean(model, x, space=space, name="mean"))
     members = S.evaluate(model, interps, x, space=space, norm=norm, eps=eps, relative=relative, n_boot=n_boot,
