@@ -324,6 +324,10 @@ def test_synthesis_profile_pipeline_and_report_section(planted_small, tmp_path):
     assert [m.name for m in res.members][2:] == ["rank-2 3", "mean"]
     assert res.combined == [m.name for m in res.members[:3]]
     assert res.pluralism.coverage >= max(m.coverage for m in res.members[:3])
+    # the circuit's budget for an mse objective: sqrt(l0 · k · Var(N)) with the default l0 = 0.5
+    var = np.var(_outputs(net, x.astype(np.float32)).astype(np.float64))
+    assert res.members[0].budget == pytest.approx(np.sqrt(0.5 * 2 * var), rel=1e-5)
+    assert res.members[0].K == pytest.approx(res.members[0].sup_delta / res.members[0].budget)
     sec = res.report_section()
     assert set(sec) == {"headline", "table", "caption"}
     t = sec["table"]
