@@ -378,7 +378,8 @@ def dictionary(model, layer: str, sae, *, data=None, name: str | None = None,
             h = A.to(p.dtype) if p is not None else A.float()
             rec = sae.decode(sae.encode(h)).to(torch.float64)
         budget = float(torch.sqrt(((A - rec) ** 2).sum(dim=1).mean()))
-    kind = type(sae).__name__
+    cfg = getattr(sae, "cfg", None)
+    kind = f"{cfg['kind']} SAE" if isinstance(cfg, dict) and cfg.get("kind") else type(sae).__name__
     return _Dictionary(layer, sae, name=name or f"{kind} {layer}", replaces=f"output of {layer}",
                        ablation="dictionary reconstruction", baseline=f"{kind} decode(encode(h))",
                        fingerprint=_fingerprint(model), budget=budget, budget_space=layer, budget_norm="l2",

@@ -117,7 +117,7 @@ def _train_dictionary(model, layer, x, d_sae, k, steps, seed, batch_size):
     d_sae = check_int("dictionary_size", d_sae, min_value=1) if d_sae is not None else 4 * d
     k = check_int("dictionary_k", k, min_value=1, max_value=d_sae) if k is not None else max(1, min(d_sae, d // 2))
     return train_sae(A, kind="topk", d_sae=d_sae, k=k, n_steps=check_int("dictionary_steps", steps, min_value=1),
-                     seed=seed)
+                     batch_size=min(batch_size, len(A)), seed=seed)
 
 
 def profile(model, inputs, *, methods=("circuit", "magnitude", "projection", "mean"), layer: str | None = None,
