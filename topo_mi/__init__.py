@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "activations", "datasets", "models", "topology", "geometry", "dynamics", "circuits",
-    "compare", "pipelines", "plotting", "report", "parallel", "errors", "cli",
+    "compare", "pipelines", "plotting", "report", "parallel", "errors", "cli", "differential",
 )
 _ATTRS = {
     "collect": "topo_mi.activations",

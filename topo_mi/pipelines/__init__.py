@@ -3,6 +3,7 @@
 - :func:`betti_profile` — persistence diagrams and Betti curves layer by layer (topology)
 - :func:`geometry_profile` — rank@eps, participation ratio, intrinsic dimension, embeddings
 - :func:`stability_profile` — layer Jacobians, finite-time Lyapunov exponents, spectra
+- :func:`sensitivity_profile` — attributions per layer, the loss Hessian's spectrum, κ, trace
 - :func:`circuit_graph` — circuit graph, top paths, learned sparse circuit
 - :func:`compare` / :func:`compare_many` — layer x layer similarity with statistics
 - :func:`proof_table` — compact proofs of max-of-K accuracy: bound against cost per strategy
@@ -20,6 +21,8 @@ _ATTRS = {
     "GeometryProfile": "topo_mi.pipelines.geometry",
     "stability_profile": "topo_mi.pipelines.dynamics",
     "StabilityResult": "topo_mi.pipelines.dynamics",
+    "sensitivity_profile": "topo_mi.pipelines.differential",
+    "SensitivityResult": "topo_mi.pipelines.differential",
     "circuit_graph": "topo_mi.pipelines.circuits",
     "compare": "topo_mi.pipelines.comparison",
     "compare_many": "topo_mi.pipelines.comparison",

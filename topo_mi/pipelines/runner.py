@@ -118,6 +118,7 @@ def _analysis_function(kind: str):
         "compare": lambda: pipelines.compare,
         "lyapunov_gain": lambda: _lyapunov_gain_fn(),
         "guarantees": lambda: pipelines.proof_table,
+        "differential": lambda: pipelines.sensitivity_profile,
         "synthesis": lambda: pipelines.synthesis_profile,
     }[kind]()
 
@@ -138,6 +139,7 @@ _SUPPLIED = {  # arguments the runner fills in itself
     "compare": {"acts_a", "acts_b", "seed", "executor", "progress"},
     "lyapunov_gain": {"seed", "executor", "progress"},
     "guarantees": {"model", "seed", "progress"},
+    "differential": {"model", "data", "layers", "seed", "executor", "progress"},
     "synthesis": {"model", "inputs", "seed", "progress"},
 }
 
@@ -562,6 +564,10 @@ def _run_analysis(kind, params, *, spec, models, acts_list, inputs, dataset, see
         return fn(**base, **params)
     if kind == "guarantees":
         return fn(models[0][1] if models else None, **base, **params)
+    if kind == "differential":
+        labels = acts_list[0].labels
+        data = inputs if labels is None else (inputs, labels)
+        return fn(models[0][1], data, **opt(layers=acts_list[0].layers), **base, **params)
     if kind == "synthesis":
         return fn(models[0][1], inputs, **base, **params)
     raise InvalidParameterError(f"analyses: unknown analysis {kind!r}")  # pragma: no cover
