@@ -22,11 +22,13 @@ _ATTRS = {
     "collect": "topo_mi.activations",
     "collect_text": "topo_mi.activations",
     "Activations": "topo_mi.activations",
+    "load_result": "topo_mi._results",
 }
 
 __all__ = ["__version__", *_SUBMODULES, *_ATTRS]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from topo_mi._results import load_result  # noqa: F401
     from topo_mi.activations import Activations, collect  # noqa: F401
 
 

@@ -161,8 +161,33 @@ class Result:
         """A small table of the headline figures (name -> value)."""
         return {}
 
+    def report_section(self) -> dict[str, Any]:
+        """What the report shows for this result: ``{"headline", "table", "caption"}``.
+
+        ``headline``: one sentence of the main finding; ``table``: ``{"index": [row names],
+        "columns": [names], "rows": [[values]]}`` (per-layer tables: layers as rows);
+        ``caption``: what the figure shows and how to read it. This default derives them from
+        :meth:`summary`: ``"metric[layer]"`` entries become a layers x metrics table, the other
+        entries the headline. Results override it with words of their own.
+        """
+        return default_section(self)
+
+    def to_frame(self):
+        """The table of :meth:`report_section` as a ``pandas.DataFrame`` (pandas is optional)."""
+        try:
+            import pandas as pd
+        except ImportError as exc:  # pragma: no cover - pandas is installed with the dev extra
+            from topo_mi.errors import DependencyError
+
+            raise DependencyError("to_frame needs pandas: pip install pandas") from exc
+        table = self.report_section()["table"]
+        return pd.DataFrame(table["rows"], index=table["index"], columns=table["columns"])
+
     def plot(self, ax=None, **kwargs):
-        """Draw the result on ``ax`` (a new figure when None); returns the Axes."""
+        """Draw the result on ``ax`` (a new figure when None); returns the Axes.
+
+        Every ``.plot`` returns a matplotlib Axes; panels of several plots (``plot_panel``) return
+        the Figure."""
         if self._plot_function is None:
             raise TypeError(f"{type(self).__name__} has no plot")
         module, _, func = self._plot_function.partition(":")
@@ -172,6 +197,63 @@ class Result:
     def _repr_summary(self) -> str:
         items = ", ".join(f"{k}={_fmt(v)}" for k, v in self.summary().items())
         return f"{type(self).__name__}({items})"
+
+
+def _cell(v: Any) -> Any:
+    """A table cell: numbers and strings as they are, sequences as short text."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, (tuple, list, np.ndarray)):
+        return ", ".join(str(_cell(x)) for x in np.asarray(v).ravel().tolist()) if len(v) <= 12 else f"{len(v)} values"
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    return str(v)
+
+
+def per_layer_table(summary: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Split a summary into its scalar entries and a layers x metrics table of ``metric[layer]`` keys."""
+    import re
+
+    scalars: dict[str, Any] = {}
+    cells: dict[str, dict[str, Any]] = {}
+    layers: list[str] = []
+    metrics: list[str] = []
+    for key, value in summary.items():
+        m = re.fullmatch(r"(.+)\[(.+)\]", str(key))
+        if m is None:
+            scalars[str(key)] = value
+            continue
+        metric, layer = m.group(1), m.group(2)
+        if layer not in cells:
+            cells[layer] = {}
+            layers.append(layer)
+        if metric not in metrics:
+            metrics.append(metric)
+        cells[layer][metric] = _cell(value)
+    if not layers:
+        return scalars, None
+    return scalars, {"index": layers, "columns": metrics,
+                     "rows": [[cells[layer].get(mm) for mm in metrics] for layer in layers]}
+
+
+def _words(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(_cell(v))
+
+
+def default_section(result: Result) -> dict[str, Any]:
+    """:meth:`Result.report_section` from ``summary()`` alone."""
+    summary = result.summary()
+    scalars, table = per_layer_table(summary)
+    name = type(result).__name__
+    facts = ", ".join(f"{k.replace('_', ' ')} {_words(v)}" for k, v in list(scalars.items())[:6])
+    headline = f"{name}: {facts}." if facts else f"{name}."
+    if table is None:
+        table = {"index": list(scalars), "columns": ["value"], "rows": [[_cell(v)] for v in scalars.values()]}
+    doc = (type(result).__doc__ or "").strip().splitlines()
+    caption = doc[0].strip() if doc else name
+    return {"headline": headline, "table": table, "caption": caption}
 
 
 def _fmt(v: Any) -> str:

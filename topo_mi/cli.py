@@ -12,6 +12,7 @@ from pathlib import Path
 from topo_mi import __version__
 
 EPILOG_RUN = """examples:
+  topo-mi run minilm_layers                # a shipped spec, by name
   topo-mi run pipelines/naitzat_d1.toml --out runs/d1
   topo-mi run pipelines/compare_seeds.toml --workers 2 --seed 1
   topo-mi run pipelines/demo.toml --scheduler tcp://10.0.0.5:8786 --out runs/demo-dask
@@ -45,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run a pipeline spec (TOML)", epilog=EPILOG_RUN,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    r.add_argument("spec", type=Path, help="path to a .toml spec")
+    r.add_argument("spec", type=Path, help="path to a .toml spec, or the name of a shipped one (topo-mi list)")
     common(r)
     d = sub.add_parser("demo", help="the main job on the built-in default", epilog=EPILOG_DEMO,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -70,12 +71,47 @@ def _executor(args):
     return None
 
 
+def _spec_dir() -> Path | None:
+    """The folder of shipped specs: ./pipelines, else the checkout's pipelines/."""
+    for d in (Path.cwd() / "pipelines", Path(__file__).resolve().parents[1] / "pipelines"):
+        if d.is_dir():
+            return d
+    return None
+
+
+def _shipped(name: str) -> Path | None:
+    d = _spec_dir()
+    if d is None or "/" in name or name.endswith(".toml"):
+        return None
+    p = d / f"{name}.toml"
+    return p if p.is_file() else None
+
+
+def _network_order(keys, layers) -> list:
+    """Summary keys with ``name[layer]`` entries grouped by name, layers in network order."""
+    import re
+
+    pos = {str(layer): i for i, layer in enumerate(layers or [])}
+    first: dict[str, int] = {}
+    parsed = []
+    for i, k in enumerate(keys):
+        m = re.fullmatch(r"(.*)\[(.*)\]", str(k))
+        base, layer = (m.group(1), m.group(2)) if m else (str(k), None)
+        first.setdefault(base, i)
+        # unknown layers keep a natural order (act2 before act10)
+        natural = [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", layer or "")]
+        parsed.append(((first[base], pos.get(layer, len(pos)), [str(t).zfill(8) for t in natural]), k))
+    return [k for _, k in sorted(parsed, key=lambda t: t[0])]
+
+
 def _print_summary(results: dict, out=None) -> None:
     out = out or sys.stdout
     print(f"run {results.get('name')!r} (seed {results.get('seed')})", file=out)
+    layers = (results.get("activations") or {}).get("layers")
     for kind, summary in results.get("analyses", {}).items():
         print(f"\n  {kind}", file=out)
-        for k, v in summary.items():
+        for k in _network_order(list(summary), layers):
+            v = summary[k]
             if isinstance(v, float):
                 v = f"{v:.4g}"
             elif isinstance(v, (list, dict)):
@@ -90,14 +126,12 @@ def _list(out=None) -> None:
     out = out or sys.stdout
     from topo_mi import datasets, models
 
-    spec_dir = Path.cwd() / "pipelines"
-    if not spec_dir.is_dir():
-        spec_dir = Path(__file__).resolve().parents[1] / "pipelines"
-    print("pipelines:", file=out)
+    spec_dir = _spec_dir()
+    print("pipelines (topo-mi run NAME):", file=out)
     print("  demo (built in)", file=out)
-    if spec_dir.is_dir():
+    if spec_dir is not None:
         for f in sorted(spec_dir.glob("*.toml")):
-            print(f"  {f}", file=out)
+            print(f"  {f.stem:<16} {f}", file=out)
     print("datasets:", file=out)
     for n in datasets.names():
         print(f"  {n}", file=out)
@@ -108,11 +142,25 @@ def _list(out=None) -> None:
 
 
 def main(argv=None) -> int:
+    """The command line; returns the exit code (warning filters set by -q end with the call)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        return _main(argv)
+
+
+def _main(argv=None) -> int:
     from topo_mi.errors import InvalidParameterError, SpecError, TopoMIError
     from topo_mi.pipelines.runner import DEMO_SPEC, RunStepError, read_results, run
 
     parser = _parser()
     args = parser.parse_args(argv)
+    if getattr(args, "quiet", False):
+        import warnings
+
+        from topo_mi.errors import TopoMIWarning
+
+        warnings.simplefilter("ignore", TopoMIWarning)
     if args.command is None:
         parser.print_help()
         return 2
@@ -125,9 +173,13 @@ def main(argv=None) -> int:
             return 0
         spec = DEMO_SPEC if args.command == "demo" else args.spec
         if args.command == "run" and not args.spec.exists():
-            print(f"topo-mi: error: spec: expected a TOML file, got {str(args.spec)!r} which does not exist",
-                  file=sys.stderr)
-            return 2
+            spec = _shipped(str(args.spec))
+            if spec is None:
+                d = _spec_dir()
+                names = ", ".join(sorted(f.stem for f in d.glob("*.toml"))) if d is not None else "(none found)"
+                print(f"topo-mi: error: spec: expected a TOML file or the name of a shipped spec ({names}), "
+                      f"got {str(args.spec)!r}", file=sys.stderr)
+                return 2
         out = args.out or (Path("runs/demo") if args.command == "demo" else None)
         result = run(spec, out=out, executor=_executor(args), force=args.force, seed=args.seed,
                      progress=not args.quiet)

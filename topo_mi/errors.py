@@ -66,8 +66,19 @@ class SpecError(InvalidParameterError):
         super().__init__("invalid pipeline spec:\n" + "\n".join(lines))
 
 
+class TopoMIWarning(UserWarning):
+    """A result is valid but likely not what was wanted (the message names the call and the layer).
+
+    Silence them with ``warnings.simplefilter("ignore", TopoMIWarning)`` (``topo-mi -q`` does)."""
+
+
+class CostWarning(TopoMIWarning):
+    """A computation is estimated to take long or much memory (the message gives the estimate and
+    cheaper options)."""
+
+
 __all__ = [
-    "TopoMIError", "InvalidParameterError", "NonFiniteError", "UnknownNameError",
-    "ResourceError", "StoreMismatchError", "StoreCorruptedError", "DependencyError", "DivergenceError",
-    "SpecError", "WorkerError",
+    "TopoMIWarning", "CostWarning", "TopoMIError", "InvalidParameterError", "NonFiniteError",
+    "UnknownNameError", "ResourceError", "StoreMismatchError", "StoreCorruptedError", "DependencyError",
+    "DivergenceError", "SpecError", "WorkerError",
 ]

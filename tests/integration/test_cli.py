@@ -122,11 +122,68 @@ def test_run_is_deterministic_and_writes_the_report(tmp_path, report_checker, ca
 
 def test_run_failure_names_the_step(tmp_path, capsys):
     spec = tmp_path / "bad.toml"
-    spec.write_text(SMALL_SPEC.replace('name = "digits"', 'name = "digitz"'))
+    spec.write_text(SMALL_SPEC.replace("widths = [32, 16]", 'widths = [32, 16], activation = "gelu"'))
     assert main(["run", str(spec), "--out", str(tmp_path / "o"), "--quiet"]) == 1
     err = capsys.readouterr().err
-    assert "step 'dataset' failed" in err and "digits" in err
+    assert "step 'model' failed" in err and "activation" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_unknown_names_and_wrong_types_exit_2_before_running(tmp_path, capsys, monkeypatch):
+    import topo_mi.pipelines.runner as runner
+
+    def never(*a, **k):  # nothing may run
+        raise AssertionError("the dataset step ran")
+
+    monkeypatch.setattr(runner, "_make_dataset", never)
+    text = (SMALL_SPEC.replace('name = "digits"', 'name = "digitz"')
+            .replace('architecture = "mlp"', 'zoo = "mlp-digit"')
+            .replace("params = { widths = [32, 16] }\ntrain = { epochs = 5 }\n", "")
+            .replace("max_samples = 400", 'max_samples = 400\nlayers = ["act1", "act9"]')
+            .replace("max_dim = 1", 'max_dim = "1"\nmetric = "cosin"')
+            .replace('embed = "pca"', 'embed = "umapp"'))
+    text += '\n[analyses.compare]\nmethods = ["cka", "ckaa"]\nn_perm = 1.5\n'
+    spec = tmp_path / "bad.toml"
+    spec.write_text(text)
+    assert main(["run", str(spec), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    for needle in ("dataset.name: unknown dataset 'digitz'", "did you mean 'digits'",
+                   "model.zoo: unknown zoo model 'mlp-digit'", "analyses.topology.metric: unknown metric 'cosin'",
+                   "analyses.topology.max_dim: expected an integer, got str '1'",
+                   "analyses.geometry.embed: unknown embedding method 'umapp'",
+                   "analyses.compare.methods: unknown comparison method 'ckaa'",
+                   "analyses.compare.n_perm: expected an integer"):
+        assert needle in err, (needle, err)
+    # layer names are checked against the (untrained) zoo architecture
+    text2 = SMALL_SPEC.replace('architecture = "mlp"', 'zoo = "mlp-digits"').replace(
+        "params = { widths = [32, 16] }\ntrain = { epochs = 5 }\n", "").replace(
+        "max_samples = 400", 'max_samples = 400\nlayers = ["act1", "act9", "fc*"]')
+    spec.write_text(text2)
+    assert main(["run", str(spec), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "activations.layers[1]" in err and "'act9'" in err and "layers[0]" not in err
+
+
+def test_run_a_shipped_spec_by_name_and_show_in_network_order(tmp_path, capsys, monkeypatch):
+    from topo_mi import cli
+
+    assert cli._shipped("minilm_layers") == ROOT / "pipelines" / "minilm_layers.toml"
+    assert cli._shipped("nope") is None
+    assert main(["run", "nope", "--out", str(tmp_path / "o")]) == 2
+    assert "minilm_layers" in capsys.readouterr().err  # the names on offer
+    seen = {}
+
+    def fake_run(spec, **kw):  # records what would run, then stops
+        seen["spec"] = spec
+        raise SpecError([("stop", "recorded")])
+
+    monkeypatch.setattr("topo_mi.pipelines.runner.run", fake_run)
+    assert main(["run", "naitzat_d1", "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert seen["spec"] == ROOT / "pipelines" / "naitzat_d1.toml"
+    keys = ["n_layers", "betti[act10]", "betti[act2]", "betti[act1]", "complexity[act10]", "complexity[act1]"]
+    assert cli._network_order(keys, ["act1", "act2", "act10"]) == [
+        "n_layers", "betti[act1]", "betti[act2]", "betti[act10]", "complexity[act1]", "complexity[act10]"]
+    assert cli._network_order(["b[x10]", "b[x9]"], None) == ["b[x9]", "b[x10]"]
 
 
 def test_bad_analysis_parameter_is_caught_before_running(tmp_path, capsys):

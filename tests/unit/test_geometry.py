@@ -553,3 +553,37 @@ def test_neighbourhood_figures_are_in_range_and_match_sklearn(n, k, seed):
     t, c, p = g.trustworthiness(X, E, k), g.continuity(X, E, k), g.knn_preservation(X, E, k)
     assert 0 <= p <= 1 and t <= 1 and c <= 1
     assert t == pytest.approx(sk_trust(X, E, n_neighbors=k), abs=1e-12)
+
+
+def test_geometry_profile_plot_kinds_return_axes_and_the_panel_a_figure():
+    import matplotlib.axes
+    import matplotlib.figure
+
+    from topo_mi.pipelines import geometry_profile
+
+    rng = np.random.default_rng(0)
+    acts = {"a": rng.normal(size=(80, 6)), "b": rng.normal(size=(80, 4)) @ rng.normal(size=(4, 8))}
+    prof = geometry_profile(acts, embed="pca", n_boot=0, seed=0, progress=False)
+    for kind in ("id", "spectra", "embedding"):
+        assert isinstance(prof.plot(kind=kind), matplotlib.axes.Axes), kind
+    assert isinstance(prof.plot(kind="embedding", layer="a"), matplotlib.axes.Axes)
+    assert isinstance(prof.plot_panel(), matplotlib.figure.Figure)
+    assert list(prof.to_frame().index) == ["a", "b"]
+
+
+def test_geometry_profile_warns_once_per_layer_naming_it():
+    import warnings
+
+    from topo_mi.errors import TopoMIWarning
+    from topo_mi.geometry import DuplicatePointsWarning
+    from topo_mi.pipelines import geometry_profile
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    acts = {"dup": np.vstack([X, X[:10]]), "clean": rng.normal(size=(70, 3))}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        geometry_profile(acts, embed=None, n_boot=5, seed=0, progress=False)
+    dup = [w for w in caught if issubclass(w.category, DuplicatePointsWarning)]
+    assert len(dup) == 1 and "layer 'dup'" in str(dup[0].message), [str(w.message) for w in caught]
+    assert issubclass(DuplicatePointsWarning, TopoMIWarning)  # topo-mi -q silences it

@@ -1,6 +1,7 @@
 """topo_mi.topology and topo_mi.pipelines.betti_profile: API, errors, save/load, plots."""
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 
@@ -340,7 +341,7 @@ def layers(circle):
 
 
 def test_betti_profile(layers):
-    prof = betti_profile(layers, max_dim=1, seed=0)
+    prof = betti_profile(layers, max_dim=1, scale_rule="first_layer", seed=0)
     assert isinstance(prof, BettiProfile)
     assert prof.layers == ["input", "hidden", "squash"]
     assert prof.betti_curves.shape == (3, 2, len(prof.grid)) and prof.grid[0] == 0
@@ -355,6 +356,31 @@ def test_betti_profile(layers):
     assert "betti[input]" in prof.summary()
     M = prof.distance_matrix()
     assert M.shape == (3, 3)
+
+
+def test_betti_scale_rules_follow_each_layer(circle):
+    from topo_mi.errors import TopoMIWarning
+
+    # the same circle at two distance scales, like two layers of a network
+    two = {"small": circle, "big": 50.0 * circle}
+    with pytest.warns(TopoMIWarning, match=r"most points are isolated.*big \(β0 = 1\d\d of 120"):
+        first = betti_profile(two, scale_rule="first_layer", seed=0)
+    assert first.betti_numbers[1, 0] > 60 and first.scale == first.scales[1]
+    prof = betti_profile(two, seed=0)  # default: each layer at a quantile of its own distances
+    assert "0.2 quantile" in prof.params["scale_rule"] and np.isnan(prof.scale)
+    np.testing.assert_allclose(prof.scales[1], 50.0 * prof.scales[0], rtol=1e-12)
+    assert prof.betti_numbers.tolist() == [[1, 1], [1, 1]]
+    from scipy.spatial.distance import pdist
+
+    assert prof.scales[0] == pytest.approx(np.quantile(pdist(circle), 0.2))
+    per = betti_profile(two, scale_rule="per_layer", seed=0)
+    assert per.betti_numbers.tolist() == [[1, 1], [1, 1]]
+    np.testing.assert_allclose(per.scales[1], 50.0 * per.scales[0], rtol=1e-9)
+    assert prof.summary()["scale_rule"] == prof.params["scale_rule"]
+    with pytest.raises(InvalidParameterError, match="scale_rule"):
+        betti_profile(two, scale_rule="hops")
+    with pytest.raises(UnknownNameError, match="scale_rule"):
+        betti_profile(two, scale_rule="median")
 
 
 def test_betti_profile_grid_scale_and_class(layers):
@@ -439,3 +465,61 @@ def test_float32_backends_are_mapped_back_to_exact_distances():
     snapped = bk.canonical_diagrams(bk.snap_to_distances(raw, D), 1)
     for a, b in zip(exact, snapped):
         np.testing.assert_array_equal(a, b)
+
+
+# -- cost warnings and progress -------------------------------------------------------------------------
+def test_expensive_persistence_warns_before_running_with_the_cheaper_options():
+    import warnings
+
+    from topo_mi.errors import CostWarning
+    from topo_mi.topology import _resources as rs
+
+    X = np.random.default_rng(0).normal(size=(3000, 10))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CostWarning)  # raised before the reduction starts: cheap
+        with pytest.raises(CostWarning, match=r"persistence of layer 'x': 3000 points.*estimated .* to .* min"
+                                              r".*n_landmarks=500.*threshold=.*max_dim=0"):
+            persistence(X, max_dim=1, label="layer 'x'")
+    # the estimate is the coface count times the measured cost range
+    D = np.sqrt(((X[:300, None] - X[None, :300]) ** 2).sum(-1))
+    fast, slow, cof = rs.estimate_seconds(D, 1, np.inf)
+    assert cof == rs.estimate_simplices(D, 2, np.inf)[0][2] and fast < slow
+    assert rs.estimate_seconds(D, 0, np.inf) == (0.0, 0.0, 0.0)
+    with warnings.catch_warnings():  # a small cloud, and H0 by single linkage, do not warn
+        warnings.simplefilter("error", CostWarning)
+        persistence(X[:200], max_dim=1)
+        persistence(X, max_dim=0)
+
+
+def test_betti_profile_progress_lines_name_the_layer_with_elapsed_time(layers, capsys):
+    betti_profile(layers, n_landmarks=30, n_boot=1, seed=0, progress=True)
+    err = capsys.readouterr().err
+    assert re.search(r"betti_profile: layer 'input' \(1/3\) done in \d+\.\d s \(\d+\.\d s elapsed\)", err)
+    assert "layer 'squash' (3/3)" in err and "resample 1/1" in err
+    betti_profile(layers, n_landmarks=30, seed=0, progress=False)
+    assert capsys.readouterr().err == ""
+    with pytest.raises(InvalidParameterError, match="progress"):
+        betti_profile(layers, progress="yes")
+
+
+def test_profile_plots_reach_diagrams_and_barcodes_and_the_table(layers):
+    import matplotlib.axes
+
+    from topo_mi._results import Result
+
+    prof = betti_profile(layers, n_landmarks=30, seed=0, progress=False)
+    for kind in ("depth", "curves", "distances", "diagram", "barcode"):
+        assert isinstance(prof.plot(kind=kind), matplotlib.axes.Axes), kind
+    ax = prof.plot(kind="barcode", layer="hidden")
+    assert isinstance(ax, matplotlib.axes.Axes)
+    with pytest.raises(InvalidParameterError, match="layer"):
+        prof.plot(kind="depth", layer="hidden")
+    frame = prof.to_frame()
+    assert list(frame.index) == prof.layers
+    assert frame.loc["input", "β0"] == prof.betti_numbers[0, 0] and frame.loc["hidden", "β1"] == prof.betti_numbers[1, 1]
+    np.testing.assert_allclose(frame["scale ε"], prof.scales)
+    # the default section from summary(): metric[layer] keys become layers x metrics
+    sec = Result.report_section(prof)
+    assert sec["table"]["index"] == prof.layers and "complexity" in sec["table"]["columns"]
+    row = sec["table"]["rows"][0]
+    assert row[sec["table"]["columns"].index("betti")] == ", ".join(str(v) for v in prof.betti_numbers[0])

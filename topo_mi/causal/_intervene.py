@@ -130,7 +130,6 @@ def intervene(model, ops, *, sample_ids=None, eval_mode: bool = True, grad: bool
     named, table = _normalise_ops(model, ops)
     handle = Intervention(table, _check_ids(sample_ids))
     fired: set[str] = set()
-    depth = [0]
 
     def edit(name, output):
         t, rebuild = _split_output(output, name)
@@ -139,19 +138,15 @@ def intervene(model, ops, *, sample_ids=None, eval_mode: bool = True, grad: bool
         handle.calls[name] += 1
         return rebuild(new)
 
-    def root_start(_):
-        if depth[0] == 0:
-            fired.clear()
-        depth[0] += 1
+    def root_start(_):  # each forward of the model starts afresh (also after one that raised)
+        fired.clear()
 
     def root_end(_, output):
-        depth[0] -= 1
-        if depth[0] == 0:
-            missing = [n for n in table if n not in fired]
-            if missing:
-                raise InvalidParameterError(
-                    f"ops: layer(s) {', '.join(map(repr, missing))} did not run in the forward pass, so their "
-                    "intervention had no effect; intervene on layers the forward reaches")
+        missing = [n for n in table if n not in fired]
+        if missing:
+            raise InvalidParameterError(
+                f"ops: layer(s) {', '.join(map(repr, missing))} did not run in the forward pass, so their "
+                "intervention had no effect; intervene on layers the forward reaches")
         return None
 
     with contextlib.ExitStack() as stack:
@@ -229,6 +224,11 @@ def cache_outputs(model, inputs, layers, *, batch_size: int | None = None, eval_
 
     Returns ``{layer: tensor (n, ...)}`` (detached, unreduced), a source for :class:`Patch`.
     """
+    return _cache_run(model, inputs, layers, batch_size=batch_size, eval_mode=eval_mode)[0]
+
+
+def _cache_run(model, inputs, layers, *, batch_size=None, eval_mode=True):
+    """``(cache, model outputs of the batches)``: one pass gives both."""
     import torch
 
     from topo_mi._validation import check_int
@@ -238,6 +238,7 @@ def cache_outputs(model, inputs, layers, *, batch_size: int | None = None, eval_
     n = _n_rows(x)
     bs = n if batch_size is None else check_int("batch_size", batch_size, min_value=1)
     out: dict[str, list] = {name: [] for name, _ in named}
+    outputs = []
     current: dict[str, Any] = {}
 
     def record(name, output):
@@ -251,13 +252,14 @@ def cache_outputs(model, inputs, layers, *, batch_size: int | None = None, eval_
         stack.enter_context(_recording(named, record))
         for i in range(0, n, bs):
             current.clear()
-            _forward(model, _rows(x, slice(i, i + bs)))
+            outputs.append(_forward(model, _rows(x, slice(i, i + bs))))
             missing = [name for name, _ in named if name not in current]
             if missing:
                 raise InvalidParameterError(f"layers: {', '.join(map(repr, missing))} did not run in the forward pass")
             for name in out:
                 out[name].append(current[name])
-    return {name: (torch.cat(chunks) if len(chunks) > 1 else chunks[0]) for name, chunks in out.items()}
+    cache = {name: (torch.cat(chunks) if len(chunks) > 1 else chunks[0]) for name, chunks in out.items()}
+    return cache, outputs
 
 
 __all__ = ["intervene", "Intervention", "cache_outputs"]

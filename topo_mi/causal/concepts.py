@@ -13,7 +13,7 @@ default, or the projection removing the class-mean differences.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from topo_mi._results import Result, result_dataclass
 from topo_mi._validation import check_int, fail
-from topo_mi.causal._intervene import _as_inputs, _forward, _n_rows, _repeat, cache_outputs, intervene
+from topo_mi.causal._intervene import _as_inputs, _cache_run, _forward, _n_rows, _repeat, cache_outputs, intervene
 from topo_mi.causal._ops import Op
 from topo_mi.errors import InvalidParameterError, ResourceError
 
@@ -212,14 +212,14 @@ def patch_sweep(model, clean, corrupt, *, layers, positions: Any = None, metric:
     n = _n_rows(xc)
     if _n_rows(xk) != n:
         fail("corrupt", f"{n} rows (as many as clean)", f"{_n_rows(xk)} rows", raw=True)
-    cache = cache_outputs(model, xc, layers)
+    cache, (out_clean,) = _cache_run(model, xc, layers)  # the clean cache and output in one forward
+    out_clean = _first_tensor(out_clean)
     names = list(cache)
     shapes = {k: tuple(v.shape) for k, v in cache.items()}
     cols = _plan_sites(shapes, positions)
     from topo_mi.activations._hooks import _eval_mode
 
     with _eval_mode(model), torch.no_grad():
-        out_clean = _first_tensor(_forward(model, xc))
         out_corrupt = _first_tensor(_forward(model, xk))
     if metric is None:
         metric = _default_metric(out_clean)

@@ -10,7 +10,8 @@ r"""The framework's causal quantities (§2): ΔN, R_c and τ_c.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar
+import warnings
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -453,7 +454,9 @@ def sensitivity(model, inputs, *, layer: str, direction, output: Any = "logits",
                 return val[:, int(target)][:, None]
             return val if val.ndim == 2 else val[:, None]
 
-        _, d_out = jvp(f, (h0,), (tangent,))
+        with warnings.catch_warnings():  # torch's forward-AD decompositions load through torch.jit.script once
+            warnings.filterwarnings("ignore", message=".*torch.jit.script.*is deprecated", category=DeprecationWarning)
+            _, d_out = jvp(f, (h0,), (tangent,))
         derivs.append(d_out.detach().double().cpu().numpy())
     D = np.concatenate(derivs)
     if not np.isfinite(D).all():

@@ -384,6 +384,9 @@ def _find(model, stack, layers, data, metric_fn, metric_name, granularity, ablat
             fail("data", f"targets y with {n} rows (one per input)", f"shape {tuple(target.shape)}", raw=True)
         if target.is_floating_point():
             target = target.to(tdtype)
+        elif metric_name in ("r2", "neg_mse") and target.ndim == 1 and full_out.ndim == 2 and full_out.shape[1] > 1:
+            fail("metric", f"metric='accuracy' for integer class labels y with a {full_out.shape[1]}-output model "
+                 f"({metric_name!r} compares the outputs with y as values)", metric_name)
     try:
         full_score = _as_scalar(metric_fn(full_out, target))
     except InvalidParameterError:

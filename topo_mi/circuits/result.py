@@ -230,6 +230,36 @@ class CircuitResult(Result):
         write_json(self.circuit if circuit_only else self.graph, path)
 
     # -- display --------------------------------------------------------------------------------
+    def report_section(self) -> dict[str, Any]:
+        """Headline (circuit size and faithfulness), a per-layer units table, caption of the drawing."""
+        sizes = np.asarray(self.layer_sizes, dtype=np.int64)
+        bounds = np.concatenate([[0], np.cumsum(sizes)])
+        inc = self.node_in_circuit
+        kept_per_layer = [int(inc[bounds[i]:bounds[i + 1]].sum()) for i in range(len(sizes))]
+        if self.granularity != "none":
+            metric = {"r2": "R²", "accuracy": "accuracy", "neg_mse": "−MSE"}.get(self.metric, self.metric)
+            headline = (f"A circuit of {self.n_kept} of {self.n_units} {self.granularity} scores {metric} = "
+                        f"{self.circuit_score:.3g} (full model {self.full_score:.3g}); magnitude pruning to the "
+                        f"same size scores {self.magnitude_score:.3g}.")
+        elif self.attention is not None:
+            a = self.attention.summary()
+            headline = (f"Attention circuits of the {self.model_kind}: EVOU diagonal dominance "
+                        f"{a.get('evou_diagonal_dominance', float('nan')):.3g}, EQKE monotonicity "
+                        f"{a.get('eqke_monotonicity', float('nan')):.3g}.")
+        else:
+            headline = f"Graph of {self.n_nodes} features and {self.n_edges} edges (no circuit search)."
+        if self.paths:
+            headline = headline[:-1] + f"; the strongest path has weight {float(self.paths[0]['weight']):.3g}."
+        table = {"index": list(self.layer_names), "columns": ["kind", "basis", "units", "in circuit"],
+                 "rows": [[str(k), str(b), int(n), kept] for k, b, n, kept in
+                          zip(self.layer_kinds, self.layer_basis, sizes, kept_per_layer)]}
+        caption = ("The model as a layered graph: one column of nodes per layer (features in the given basis), "
+                   "edges d_jᵀ W d_i between consecutive layers, wider for larger |weight| (red positive, blue "
+                   "negative; at most the 400 strongest)" + ("; only the edges of the circuit found by the "
+                                                            f"L0-masked search are drawn (scored by {self.metric})"
+                                                            if self.granularity != "none" else "") + ".")
+        return {"headline": headline, "table": table, "caption": caption}
+
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"model_kind": self.model_kind, "n_nodes": self.n_nodes,
                                "n_edges": self.n_edges, "granularity": self.granularity}

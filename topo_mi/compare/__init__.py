@@ -10,7 +10,7 @@ the same input, and returns a float:
 - :func:`diagram_distance` (bottleneck / Wasserstein between Rips persistence diagrams) and
   :func:`rtd` (Representation Topology Divergence, Barannikov et al. 2022) — both distances
 - :func:`hsic`, :func:`gram_linear`, :func:`gram_rbf`, :func:`center_gram` — building blocks
-- :func:`permutation_pvalues`, :func:`adjust_pvalues`, :func:`percentile_interval` — statistics
+- :func:`permutation_pvalues`, :func:`adjust_pvalues`, :func:`percentile_interval`, :func:`jackknife_interval` — statistics
 
 Layer x layer matrices with permutation tests, bootstrap intervals and corrections:
 :func:`topo_mi.pipelines.compare` and :func:`topo_mi.pipelines.compare_many`.
@@ -19,13 +19,14 @@ from topo_mi.compare._cca import canonical_correlations, cca, procrustes, pwcca,
 from topo_mi.compare._cka import center_gram, cka, gram_linear, gram_rbf, hsic, minibatch_cka
 from topo_mi.compare._registry import METHODS, Method, get_method
 from topo_mi.compare._rsa import knn_overlap, rsa
-from topo_mi.compare._stats import adjust_pvalues, percentile_interval, permutation_pvalues
+from topo_mi.compare._stats import (adjust_pvalues, jackknife_groups, jackknife_interval, percentile_interval,
+                                    permutation_pvalues)
 from topo_mi.compare._topological import diagram_distance, rtd, rtd_barcode
 
 __all__ = [
     "cka", "minibatch_cka", "hsic", "gram_linear", "gram_rbf", "center_gram",
     "cca", "canonical_correlations", "svcca", "pwcca", "procrustes", "rsa", "knn_overlap",
     "diagram_distance", "rtd", "rtd_barcode",
-    "permutation_pvalues", "adjust_pvalues", "percentile_interval",
+    "permutation_pvalues", "adjust_pvalues", "percentile_interval", "jackknife_interval", "jackknife_groups",
     "METHODS", "Method", "get_method",
 ]

@@ -6,6 +6,9 @@ Phipson & Smyth, "Permutation p-values should never be zero", Stat. Appl. Genet.
 Holm, "A simple sequentially rejective multiple test procedure", Scand. J. Stat. 1979.
 Benjamini & Hochberg, "Controlling the false discovery rate", JRSS B 1995.
 Efron & Tibshirani, "An Introduction to the Bootstrap", 1993 (percentile intervals).
+Efron & Stein, "The jackknife estimate of variance", Ann. Stat. 1981; Shao & Tu, "The Jackknife
+and Bootstrap", Springer 1995, §2.3 and §5.2 (delete-a-group jackknife, consistency for smooth
+functions of means).
 """
 from __future__ import annotations
 
@@ -97,4 +100,50 @@ def percentile_interval(boot, *, level: float = 0.95) -> tuple[np.ndarray, np.nd
     return lo, hi
 
 
-__all__ = ["permutation_pvalues", "adjust_pvalues", "percentile_interval", "CORRECTIONS"]
+def jackknife_groups(n: int, n_groups: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Rows kept by each replicate of a delete-a-group jackknife: ``n_groups`` random disjoint groups
+    of (almost) equal size; replicate ``g`` keeps every row but group ``g`` (sorted, no duplicates)."""
+    n_groups = min(int(n_groups), int(n))
+    order = rng.permutation(n)
+    keep = []
+    for g in np.array_split(np.arange(n), n_groups):
+        mask = np.ones(n, bool)
+        mask[order[g]] = False
+        keep.append(np.flatnonzero(mask))
+    return keep
+
+
+def jackknife_interval(estimate, replicates, *, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Normal interval ``estimate ± z · se`` with the delete-a-group jackknife standard error.
+
+    ``se² = (G - 1)/G · Σ_g (θ_(g) - θ̄)²`` over the ``G`` replicates ``θ_(g)`` (axis 0 of
+    ``replicates``), each computed without one of G disjoint groups of rows.
+
+    Why not the usual bootstrap: resampling rows *with replacement* duplicates rows, and a
+    duplicated row is a perfectly matched extra sample for CKA, CCA and SVCCA, so every resample
+    is biased upwards and percentile intervals can miss their own estimate entirely (e.g. CKA
+    0.078 with interval [0.112, 0.134]). Jackknife replicates use distinct rows only; the jackknife
+    variance is consistent for smooth functions of sample moments, which linear CKA, ρ̄ and
+    R²_CCA are (Shao & Tu 1995), and the interval is centred on the estimate, so it always
+    contains it. It describes sampling variability; it does not remove the estimators' O(1/n)
+    bias (``cka_debiased`` does for CKA). Coverage of the population value on Gaussian data with
+    known CKA and canonical correlations is tested (≈ 0.95 at n = 300).
+    """
+    from statistics import NormalDist
+
+    level = check_float("ci_level", level, min_value=0.0, max_value=1.0, min_inclusive=False, max_inclusive=False)
+    est = np.asarray(estimate, dtype=np.float64)
+    rep = np.asarray(replicates, dtype=np.float64)
+    if rep.ndim != est.ndim + 1 or rep.shape[1:] != est.shape:
+        fail("replicates", f"an array of shape (n_groups, {', '.join(map(str, est.shape))})", rep)
+    G = rep.shape[0]
+    if G < 2:
+        nan = np.full(est.shape, np.nan)
+        return nan, nan.copy()
+    se = np.sqrt((G - 1) / G * np.sum((rep - rep.mean(axis=0)) ** 2, axis=0))
+    z = NormalDist().inv_cdf(0.5 + level / 2.0)
+    return est - z * se, est + z * se
+
+
+__all__ = ["permutation_pvalues", "adjust_pvalues", "percentile_interval", "jackknife_interval",
+           "jackknife_groups", "CORRECTIONS"]

@@ -24,14 +24,14 @@ from topo_mi._results import Result, result_dataclass
 from topo_mi._validation import (
     check_choice, check_float, check_int, check_point_cloud, check_random_state, fail,
 )
-from topo_mi.errors import InvalidParameterError
+from topo_mi.errors import InvalidParameterError, TopoMIWarning
 from topo_mi.geometry import _neighbors as nb
 
 ID_METHODS = ("twonn", "mle", "pca")
 DUPLICATE_POLICIES = ("drop", "raise")
 
 
-class DuplicatePointsWarning(UserWarning):
+class DuplicatePointsWarning(TopoMIWarning):
     """Duplicate points were dropped before a neighbour-based estimate (the count is in the result)."""
 
 

@@ -7,6 +7,7 @@
 - :func:`circuit_graph` — circuit graph, top paths, learned sparse circuit
 - :func:`compare` / :func:`compare_many` — layer x layer similarity with statistics
 - :func:`proof_table` — compact proofs of max-of-K accuracy: bound against cost per strategy
+- :func:`concept_profile` — a concept's direction, R_c, τ_c and causal effect layer by layer
 - :func:`synthesis_profile` — interpretations judged by explanatory coverage, consistency K, their union
 - :func:`run` — run a declarative TOML spec end to end (what ``topo-mi run`` calls)
 """
@@ -30,6 +31,8 @@ _ATTRS = {
     "ManyComparisonResult": "topo_mi.pipelines.comparison",
     "proof_table": "topo_mi.pipelines.guarantees",
     "ProofTable": "topo_mi.pipelines.guarantees",
+    "concept_profile": "topo_mi.pipelines.causal",
+    "ConceptProfile": "topo_mi.pipelines.causal",
     "synthesis_profile": "topo_mi.pipelines.synthesis",
     "SynthesisResult": "topo_mi.pipelines.synthesis",
     "run": "topo_mi.pipelines.runner",

@@ -35,7 +35,20 @@ def _paths_of(result, k: int, sources: str, targets: str, weight: str) -> list[d
     return [{"nodes": [[str(n[0]), int(n[1])] for n in p.nodes], "weight": float(p.weight)} for p in paths]
 
 
-def circuit_graph(model, data=None, *, metric: Any = "r2", features=None, layers=None, top_k: int | None = None,
+def _default_metric(data) -> str:
+    """``"accuracy"`` for ``(x, y)`` with integer class labels (one per input), else ``"r2"``."""
+    from topo_mi.circuits.graph import split_data
+
+    if data is None:
+        return "r2"
+    _, y = split_data(data)
+    if y is None:
+        return "r2"
+    y = np.asarray(y.detach().cpu() if hasattr(y, "detach") else y)
+    return "accuracy" if y.ndim == 1 and y.dtype.kind in "iub" else "r2"
+
+
+def circuit_graph(model, data=None, *, metric: Any = None, features=None, layers=None, top_k: int | None = None,
                   threshold: float | None = None, find: bool | None = None, n_paths: int = 10,
                   path_weight: str = "weight", max_edges: int | None = None, **find_kwargs):
     """Circuit graph, strongest paths and a learned sparse circuit of a model, as one result.
@@ -46,8 +59,10 @@ def circuit_graph(model, data=None, *, metric: Any = "r2", features=None, layers
         An MLP / ``nn.Sequential``, a residual MLP stack, or the attention-only transformer.
     data : array of shape (n_samples, in_dim), (x, y), or token ids (transformer), optional
         Inputs for attributions and for the circuit search.
-    metric : str or callable, default "r2"
-        Passed to :func:`topo_mi.circuits.find_circuit`.
+    metric : str or callable, optional
+        Passed to :func:`topo_mi.circuits.find_circuit`. Default: ``"accuracy"`` when ``data`` is
+        ``(x, y)`` with integer class labels ``y``, else ``"r2"`` (against ``y``, or the full
+        model's output without ``y``).
     features, layers, top_k, threshold, max_edges
         Passed to :func:`topo_mi.circuits.build_graph` (``features``/``top_k``/``threshold`` only
         without a circuit search: the mask gates neuron-basis edges of the full graph).
@@ -71,6 +86,8 @@ def circuit_graph(model, data=None, *, metric: Any = "r2", features=None, layers
     from topo_mi.circuits.graph import DEFAULT_MAX_EDGES, graph_data
     from topo_mi.circuits.result import CircuitResult
 
+    if metric is None:
+        metric = _default_metric(data)
     n_paths = check_int("n_paths", n_paths, min_value=0)
     if path_weight not in ("weight", "attribution"):
         fail("path_weight", "'weight' or 'attribution'", path_weight)

@@ -3,7 +3,8 @@
 :func:`compare` gives, for every method, the layer x layer matrix of similarity (or distance)
 between two activation sets of the same inputs, with permutation-test p-values (the sample
 correspondence is broken by permuting the rows of the second representation), multiple-comparison
-corrected p-values, bootstrap confidence intervals (rows resampled jointly), effect sizes against
+corrected p-values, jackknife confidence intervals (delete-a-group, the same rows left out of both
+models; see :func:`topo_mi.compare.jackknife_interval` for why not the bootstrap), effect sizes against
 the permutation null, and the best-matching layer of each layer. :func:`compare_many` runs it on
 every pair of N models through an executor and summarises each pair by one number per method.
 
@@ -53,7 +54,8 @@ class ComparisonResult(Result):
         ``(value - null_mean) / null_std``, sign flipped for distances: positive means more
         similar than chance.
     ci_low, ci_high : dict method -> ndarray (La, Lb)
-        Percentile bootstrap interval at ``ci_level`` (NaN when ``n_boot`` is 0).
+        Interval at ``ci_level``: the estimate ± z · (delete-a-group jackknife standard error over
+        ``n_boot`` groups of rows); always contains the estimate (NaN when ``n_boot`` < 2).
     best_match_a : dict method -> list of str
         For each layer of the first model, the most similar layer of the second.
     best_match_b : dict method -> list of str
@@ -141,6 +143,54 @@ class ComparisonResult(Result):
             out["dropped"] = int(self.alignment["dropped_a"] + self.alignment["dropped_b"])
         return out
 
+    def report_section(self) -> dict[str, Any]:
+        """Headline (mean similarity, significant pairs), a layers x (best match, value, p) table, caption."""
+        m = self.methods[0]
+        tested = ~np.isnan(self.p_adjusted[m])
+        # one model's layers with each other: the diagonal (a layer with itself) says nothing
+        within = self.layers_a == self.layers_b and any("diagonal" in n for n in self.notes.values())
+        off = ~np.eye(len(self.layers_a), dtype=bool) if within else np.ones(self.values[m].shape, bool)
+        words = []
+        for mm in self.methods:
+            acc = float("nan") if within else self.matching_accuracy(mm)
+            part = f"mean {mm} {np.nanmean(self.values[mm][off]):.3g}" + (" between different layers" if within else "")
+            if not np.isnan(acc):
+                part += f", {100 * acc:.0f} % of layers best match their namesake"
+            if tested.any() and self.n_perm.get(mm):
+                part += (f", {int(np.sum(self.significant[mm]))} of {int(np.sum(~np.isnan(self.p_adjusted[mm])))} "
+                         f"pairs significant ({self.correction}, α = {self.alpha:g})")
+            words.append(part)
+        who = (f"The layers of {self.names[0]} compared with each other" if within
+               else f"{self.names[0]} vs {self.names[1]}")
+        headline = f"{who} on {self.n_samples} samples: " + "; ".join(words) + "."
+        cols = []
+        rows = [[] for _ in self.layers_a]
+        for mm in self.methods:
+            cols += [f"{mm} best match" + (" (another layer)" if within else ""), f"{mm} value"]
+            if not np.all(np.isnan(self.p_adjusted[mm])):
+                cols.append(f"{mm} p (corrected)")
+            if not np.all(np.isnan(self.ci_low[mm])):
+                cols.append(f"{mm} {int(round(100 * self.ci_level))} % interval")
+            score = np.where(off, self.values[mm] if self.higher_is_similar[mm] else -self.values[mm], np.nan)
+            for i in range(len(self.layers_a)):
+                j = int(np.argmax(np.where(np.isnan(score[i]), -np.inf, score[i])))
+                rows[i] += [self.layers_b[j], float(self.values[mm][i, j])]
+                if not np.all(np.isnan(self.p_adjusted[mm])):
+                    p = self.p_adjusted[mm][i, j]
+                    rows[i].append(None if np.isnan(p) else float(p))
+                if not np.all(np.isnan(self.ci_low[mm])):
+                    rows[i].append(f"[{self.ci_low[mm][i, j]:.3g}, {self.ci_high[mm][i, j]:.3g}]")
+        kind = "similarity" if self.higher_is_similar[m] else "distance"
+        caption = (f"{m} {kind} between every layer of {self.names[0]} (rows) and {self.names[1]} (columns); "
+                   + ("stars mark pairs whose permutation p-value, corrected by "
+                      f"{self.correction} over the tested pairs, is below {self.alpha:g} ({self.n_perm.get(m, 0)} "
+                      "permutations). " if self.n_perm.get(m) else "no permutation test. ")
+                   + ("The diagonal (a layer with itself) is not tested. " if "diagonal" in self.notes.get(m, "")
+                      else "")
+                   + "The table lists each row layer's best match.")
+        return {"headline": headline, "table": {"index": list(self.layers_a), "columns": cols, "rows": rows},
+                "caption": caption}
+
     def plot_matching(self, ax=None, *, method: str | None = None, **kwargs):
         """Layer-matching plot: each layer of a joined to its best match in b."""
         from topo_mi.plotting.compare import plot_layer_matching
@@ -192,6 +242,22 @@ class ManyComparisonResult(Result):
                 out[f"{m}_mean"] = float(np.mean(self.similarity[m][off]))
                 out[f"{m}_matching"] = float(np.mean(self.matching[m][off]))
         return out
+
+    def report_section(self) -> dict[str, Any]:
+        """Headline (mean similarity across models), a models x models table of the first method, caption."""
+        m = self.methods[0]
+        N = len(self.names)
+        off = ~np.eye(N, dtype=bool)
+        S = self.similarity[m]
+        headline = (f"Across {N} models, same-named layers have mean {m} {np.mean(S[off]):.3g} "
+                    f"(range {np.min(S[off]):.3g}–{np.max(S[off]):.3g}); "
+                    f"{100 * np.mean(self.matching[m][off]):.0f} % of layers best match their namesake.")
+        table = {"index": list(self.names), "columns": list(self.names),
+                 "rows": [[float(x) for x in row] for row in S]}
+        caption = (f"Models clustered by their {m} (average linkage on 1 − similarity): the mean over the "
+                   f"{len(self.layers)} shared layers of the {m} between same-named layers. The table is that "
+                   "N x N matrix.")
+        return {"headline": headline, "table": table, "caption": caption}
 
     def pair(self, a: str | int, b: str | int) -> ComparisonResult:
         """The :class:`ComparisonResult` of models ``a`` and ``b`` (names or indices)."""
@@ -347,6 +413,30 @@ def _per_method_int(value, methods: list[str], name: str) -> dict[str, int]:
 # ---------------------------------------------------------------------------------------------
 # workers (module level: picklable for process and Dask executors)
 # ---------------------------------------------------------------------------------------------
+# Permutation progress lines appear once a method has run this long (seconds).
+PROGRESS_AFTER_S = 3.0
+
+
+def _block_progress(label: str | None, total: int):
+    """A callback counting permutations; prints each tenth done, with the elapsed time, once the
+    work has taken more than a few seconds."""
+    import sys
+    import time
+
+    t0 = time.time()
+    state = {"done": 0}
+    block = max(1, total // 10)
+
+    def step(k: int) -> None:
+        state["done"] += k
+        d = state["done"]
+        if (d % block == 0 or d == total) and time.time() - t0 > PROGRESS_AFTER_S:
+            print(f"{label or 'compare'}: {d}/{total} permutations ({time.time() - t0:.1f} s elapsed)",
+                  file=sys.stderr, flush=True)
+
+    return step
+
+
 def _cka_worker(item: dict) -> dict:
     from topo_mi.compare._engine import cka_matrix, cka_null
 
@@ -355,7 +445,8 @@ def _cka_worker(item: dict) -> dict:
               names_a=item["names_a"], names_b=item["names_b"])
     perms, boots = item["perms"], item["boots"]
     if len(perms):
-        obs, null, route = cka_null(As, Bs, perms, **kw)
+        obs, null, route = cka_null(As, Bs, perms, progress=_block_progress(item.get("label"), len(perms))
+                                    if item.get("progress") else None, **kw)
     else:
         from topo_mi.compare._engine import choose_route
 
@@ -392,7 +483,7 @@ def _pair_worker(item: dict) -> dict:
 
 
 def _boot_worker(item: dict) -> np.ndarray:
-    """One bootstrap resample: every layer prepared once on the resampled rows, then all pairs."""
+    """One jackknife replicate: every layer prepared once on the kept rows, then all pairs."""
     from topo_mi.compare._registry import get_method
 
     method = get_method(item["method"])
@@ -416,18 +507,36 @@ def _layer_arrays(side: _Side, layers: list[str], idx: np.ndarray, name: str) ->
     return out
 
 
-def compare(acts_a, acts_b, *, methods: Sequence[str] | str = ("cka",), layers=None, layers_b=None,
-            n_perm: int | Mapping[str, int] = 200, n_boot: int | Mapping[str, int] = 0,
+def _auto_n_perm(n_tests: int, alpha: float, correction: str) -> int:
+    """Enough permutations for the correction: the smallest p-value, 1/(n_perm + 1), times the
+    number of tests is at most alpha / 2 (at least 1000)."""
+    m = n_tests if correction != "none" else 1
+    return max(1000, int(np.ceil(2.0 * m / alpha)))
+
+
+def _reachable(n_perm: int, n_tests: int, alpha: float, correction: str) -> bool:
+    """Whether the smallest attainable corrected p-value is below alpha."""
+    p_min = 1.0 / (n_perm + 1)
+    if correction in ("holm", "bonferroni"):
+        return n_tests * p_min < alpha
+    return p_min < alpha  # bh (all pairs at the minimum) and none
+
+
+def compare(acts_a, acts_b=None, *, methods: Sequence[str] | str = ("cka",), layers=None, layers_b=None,
+            n_perm: int | Mapping[str, int] | None = None, n_boot: int | Mapping[str, int] = 0,
             correction: str = "holm", alpha: float = 0.05, ci_level: float = 0.95, seed: int | None = 0,
             align: bool = False, method_options: Mapping[str, Mapping] | None = None,
             names: tuple[str, str] = ("a", "b"), executor: Any = None,
-            progress: bool = False) -> ComparisonResult:
+            progress: bool = True) -> ComparisonResult:
     """Layer x layer comparison of two activation sets of the same inputs, with statistics.
 
     Parameters
     ----------
     acts_a, acts_b : Activations or mapping of str to array (n_samples, n_features)
         Samples are matched by ``sample_ids``; a plain mapping's rows are identified by position.
+        ``acts_b`` None (or the same object as ``acts_a``) compares a model's layers with each
+        other: the trivial diagonal (a layer with itself) gets no test and is left out of the
+        correction.
     methods : str or sequence of str, default ("cka",)
         Names from :data:`topo_mi.compare.METHODS`: ``"cka"``, ``"cka_debiased"``, ``"cka_rbf"``,
         ``"cca"``, ``"cca_r2"``, ``"svcca"``, ``"pwcca"``, ``"procrustes"``, ``"rsa"``, ``"knn"``,
@@ -437,13 +546,18 @@ def compare(acts_a, acts_b, *, methods: Sequence[str] | str = ("cka",), layers=N
         is None and ``layers`` is given.
     layers_b : sequence of str, optional
         Layers of ``acts_b`` (default: ``layers`` if given, else all).
-    n_perm : int or mapping method -> int, default 200
+    n_perm : int or mapping method -> int, optional
         Permutations of the samples of b for the one-sided permutation test of every layer pair
         (the same permutations for all pairs and methods). 0 skips the test. A mapping sets it per
-        method (missing methods get 0): RTD costs seconds per call, so give it few.
+        method (missing methods get 0): RTD costs seconds per call, so give it few. Default:
+        enough for the correction, ``max(1000, ceil(2 m / alpha))`` for ``m`` tested pairs, so the
+        smallest corrected p-value can pass alpha. A given value too small for that warns
+        (:class:`~topo_mi.errors.TopoMIWarning`).
     n_boot : int or mapping method -> int, default 0
-        Bootstrap resamples (rows drawn with replacement, the same rows for both models) for
-        percentile confidence intervals.
+        Resamples for confidence intervals: a delete-a-group jackknife with ``min(n_boot, n)``
+        disjoint random groups of rows (each replicate leaves one group out of both models). Rows
+        are never drawn with replacement: duplicated rows inflate CKA/CCA/SVCCA, so bootstrap
+        intervals can exclude the estimate (:func:`topo_mi.compare.jackknife_interval`).
     correction : {"holm", "bh", "bonferroni", "none"}, default "holm"
         Correction over the La·Lb p-values of each method. Permutation p-values are at least
         1/(n_perm + 1): with many layer pairs, a family-wise correction needs many permutations.
@@ -459,7 +573,9 @@ def compare(acts_a, acts_b, *, methods: Sequence[str] | str = ("cka",), layers=N
     names : (str, str), default ("a", "b")
     executor : None, "serial", "process", "dask" or an Executor
         Runs the independent (method, layer pair) tasks.
-    progress : bool, default False
+    progress : bool, default True
+        Progress of the permutations (CKA: a line per tenth once a method takes more than a few
+        seconds, with the elapsed time) and a bar per method on a terminal; False: none.
 
     Returns
     -------
@@ -471,10 +587,12 @@ def compare(acts_a, acts_b, *, methods: Sequence[str] | str = ("cka",), layers=N
     >>> res.best_matches("cka")                                                    # doctest: +SKIP
     """
     from topo_mi.compare._registry import get_method
-    from topo_mi.compare._stats import adjust_pvalues, percentile_interval, permutation_pvalues
+    from topo_mi.compare._stats import adjust_pvalues, jackknife_groups, jackknife_interval, permutation_pvalues
     from topo_mi.parallel import get_executor
 
-    A, B = _as_side(acts_a, "acts_a"), _as_side(acts_b, "acts_b")
+    within = acts_b is None or acts_b is acts_a
+    A = _as_side(acts_a, "acts_a")
+    B = A if within else _as_side(acts_b, "acts_b")
     if isinstance(methods, str):
         methods = [methods]
     methods = list(methods)
@@ -490,10 +608,28 @@ def compare(acts_a, acts_b, *, methods: Sequence[str] | str = ("cka",), layers=N
     options = {m: specs[m].options(method_options.get(m)) for m in methods}
     layers_a = _select_layers(A, layers, "acts_a")
     layers_b_ = _select_layers(B, layers_b if layers_b is not None else layers, "acts_b")
-    n_perm_ = _per_method_int(n_perm, methods, "n_perm")
     n_boot_ = _per_method_int(n_boot, methods, "n_boot")
     check_choice("correction", correction, ("holm", "bh", "bonferroni", "none"))
     alpha = check_float("alpha", alpha, min_value=0.0, max_value=1.0, min_inclusive=False)
+    trivial = np.array([[within and a == b for b in layers_b_] for a in layers_a], dtype=bool)
+    n_tests = int(trivial.size - trivial.sum())
+    if n_perm is None:
+        n_perm_ = {m: _auto_n_perm(n_tests, alpha, correction) for m in methods}
+    else:
+        n_perm_ = _per_method_int(n_perm, methods, "n_perm")
+        for m in methods:
+            if n_perm_[m] and specs[m].correspondence and n_tests and not _reachable(n_perm_[m], n_tests, alpha,
+                                                                                      correction):
+                import warnings
+
+                from topo_mi.errors import TopoMIWarning
+
+                warnings.warn(
+                    f"compare ({m}): no layer pair can be significant: with n_perm = {n_perm_[m]} the smallest "
+                    f"p-value is 1/{n_perm_[m] + 1}, and {correction} over {n_tests} pairs needs it below "
+                    f"{alpha / (n_tests if correction in ('holm', 'bonferroni') else 1):.2g}; use n_perm >= "
+                    f"{_auto_n_perm(n_tests, alpha, correction)} (the default) or correction='bh'",
+                    TopoMIWarning, stacklevel=2)
     ci_level = check_float("ci_level", ci_level, min_value=0.0, max_value=1.0, min_inclusive=False,
                            max_inclusive=False)
     if not isinstance(align, bool):
@@ -515,13 +651,14 @@ def compare(acts_a, acts_b, *, methods: Sequence[str] | str = ("cka",), layers=N
     from topo_mi._resources import check_allocation
 
     n_draws = max_perm + max_boot  # index arrays (n_draws, n) and null values per method and layer pair
-    check_allocation("n_perm, n_boot: the permutation/resample indices and null distributions",
+    check_allocation("n_perm, n_boot: the permutation indices, jackknife groups and null distributions",
                      8.0 * n_draws * (n + len(methods) * len(As) * len(Bs)),
                      hint=f"lower n_perm (now {max_perm}) or n_boot (now {max_boot}), or compare fewer layers")
     prng = np.random.default_rng(perm_ss)
     perms = np.stack([prng.permutation(n) for _ in range(max_perm)]) if max_perm else np.empty((0, n), np.int64)
-    boots = (np.random.default_rng(boot_ss).integers(0, n, size=(max_boot, n)) if max_boot
-             else np.empty((0, n), np.int64))
+    # Jackknife replicates: the same groups for every method with the same n_boot.
+    boots = {g: (jackknife_groups(n, g, np.random.default_rng(boot_ss)) if g >= 2 else [])
+             for g in set(n_boot_.values())}
 
     ex = get_executor(executor)
     La, Lb = len(layers_a), len(layers_b_)
@@ -532,11 +669,12 @@ def compare(acts_a, acts_b, *, methods: Sequence[str] | str = ("cka",), layers=N
         k_perm = n_perm_[m] if spec.correspondence else 0
         if not spec.correspondence and n_perm_[m]:
             notes[m] = "no permutation test: the method ignores which sample is which"
-        P, Bt = perms[:k_perm], boots[:n_boot_[m]]
+        P, Bt = perms[:k_perm], boots[n_boot_[m]]
         if spec.engine == "cka":
             out = ex.map(_cka_worker, [{"As": As, "Bs": Bs, "options": opts, "perms": P, "boots": Bt,
-                                        "names_a": layers_a, "names_b": layers_b_}],
-                         desc=f"compare {m}", progress=progress)[0]
+                                        "names_a": layers_a, "names_b": layers_b_, "progress": progress,
+                                        "label": f"compare {m}"}],
+                         desc=f"compare {m}", progress=False)[0]
             notes.setdefault(m, out["note"])
             raw[m] = out
             continue
@@ -552,9 +690,13 @@ def compare(acts_a, acts_b, *, methods: Sequence[str] | str = ("cka",), layers=N
         boot = None
         if len(Bt):
             boot = np.stack(ex.map(_boot_worker, [{"method": m, "options": opts, "rows": rows, "As": As, "Bs": Bs}
-                                                  for rows in Bt], desc=f"bootstrap {m}", progress=progress))
+                                                  for rows in Bt], desc=f"jackknife {m}", progress=progress))
         raw[m] = {"values": vals, "null": null, "boot": boot}
 
+    if trivial.any():
+        for m in methods:
+            if n_perm_[m] and specs[m].correspondence:
+                notes[m] = "; ".join(filter(None, [notes.get(m), "diagonal (a layer with itself) not tested"]))
     fields: dict[str, dict] = {k: {} for k in ("values", "p_values", "p_adjusted", "significant", "null_mean",
                                                "null_std", "effect_size", "ci_low", "ci_high",
                                                "best_match_a", "best_match_b", "higher_is_similar")}
@@ -567,6 +709,7 @@ def compare(acts_a, acts_b, *, methods: Sequence[str] | str = ("cka",), layers=N
         fields["higher_is_similar"][m] = hi
         if null is not None:
             p = permutation_pvalues(vals, null, higher_is_similar=hi)
+            p[trivial] = np.nan  # a layer with itself: nothing to test
             mu, sd = null.mean(axis=0), null.std(axis=0, ddof=1) if len(null) > 1 else nan.copy()
             with np.errstate(divide="ignore", invalid="ignore"):
                 eff = (vals - mu) / sd * (1.0 if hi else -1.0)
@@ -578,7 +721,7 @@ def compare(acts_a, acts_b, *, methods: Sequence[str] | str = ("cka",), layers=N
         fields["significant"][m] = np.nan_to_num(padj, nan=1.0) < alpha
         fields["null_mean"][m], fields["null_std"][m], fields["effect_size"][m] = mu, sd, eff
         if boot is not None:
-            lo, hi_ = percentile_interval(boot, level=ci_level)
+            lo, hi_ = jackknife_interval(vals, boot, level=ci_level)
         else:
             lo, hi_ = nan.copy(), nan.copy()
         fields["ci_low"][m], fields["ci_high"][m] = lo, hi_
@@ -672,7 +815,7 @@ def compare_many(models, *, names: Sequence[str] | None = None, methods: Sequenc
                   for s in np.random.SeedSequence(seed).spawn(len(pair_index))]
     plain = [_plain_side(s, names[i], layers) for i, s in enumerate(sides)]
     common = dict(methods=methods, layers=layers, n_perm=n_perm, n_boot=n_boot, correction=correction,
-                  alpha=alpha, align=align, method_options=method_options)
+                  alpha=alpha, align=align, method_options=method_options, progress=False)
     items = [{"a": plain[i], "b": plain[j],
               "kwargs": {**common, "seed": ps, "names": (names[i], names[j])}}
              for (i, j), ps in zip(pair_index, pair_seeds)]

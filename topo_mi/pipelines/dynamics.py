@@ -50,6 +50,10 @@ class StabilityResult(Result):
 
     _plot_function: ClassVar[str] = "topo_mi.plotting.dynamics:plot_stability"
 
+    def report_section(self) -> dict:
+        """Headline (stable or chaotic), the spectrum or a per-map expansion table, caption."""
+        return _stability_section(self)
+
     def summary(self):
         out: dict = {"kind": self.kind, "model": self.model, "n_inputs": self.n_inputs}
         if self.ftle is not None:
@@ -65,6 +69,59 @@ class StabilityResult(Result):
                         "n_positive": int(np.sum(sp.exponents > 0)), "k": sp.k, "dim": sp.dim,
                         "kaplan_yorke_dimension": sp.kaplan_yorke_dimension})
         return out
+
+
+def _stability_section(res: StabilityResult) -> dict:
+    import warnings
+
+    if res.spectrum is not None:
+        sp = res.spectrum
+        lam = np.asarray(sp.exponents, dtype=np.float64)
+        se = np.asarray(sp.stderr, dtype=np.float64)
+        verdict = "chaotic (λ_max > 0)" if lam[0] > 2 * se[0] else ("stable (λ_max < 0)" if lam[0] < -2 * se[0]
+                                                                 else "marginal (λ_max within 2 s.e. of 0)")
+        headline = (f"The recurrent {res.model} is {verdict}: λ_max = {lam[0]:.3g} ± {se[0]:.2g} per step, "
+                    f"{int(np.sum(lam > 0))} of {sp.k} exponents positive.")
+        table = {"index": [f"λ{i + 1}" for i in range(lam.size)], "columns": ["exponent (per step)", "std. error"],
+                 "rows": [[float(a), float(b)] for a, b in zip(lam, se)]}
+        caption = ("Lyapunov spectrum: the average exponential growth rate per step of perturbations along each "
+                   "direction (QR method); > 0 stretches (chaos), < 0 contracts. Error bars: standard errors from "
+                   "block averages.")
+        return {"headline": headline, "table": table, "caption": caption}
+    f = res.ftle
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        exp = np.nanmean(np.where(np.isfinite(f.layer_expansion), f.layer_expansion, np.nan), axis=0)
+        vol = np.nanmean(np.where(np.isfinite(f.layer_log_volume), f.layer_log_volume, np.nan), axis=0)
+        lam = f.exponents[:, 0]
+        lam = lam[np.isfinite(lam)]
+    s = f.summary()
+    headline = (f"Across {s['depth']} maps from {f.layers[0]} to {f.layers[-1]}, the finite-time exponent "
+                f"λ_max averages {s['ftle_max_mean']:.3g} ± {s['ftle_max_std']:.2g} over {s['n_inputs']} inputs "
+                f"({100 * s['fraction_expanding']:.0f} % expanding); the most expanding map is "
+                f"{s['most_expanding_map']}.")
+    rank = None if f.layer_rank is None else np.median(np.asarray(f.layer_rank), axis=0)
+    table = {"index": list(f.maps), "columns": ["mean ln σ_max", "mean log-volume", "median rank"],
+             "rows": [[float(exp[i]), float(vol[i]), None if rank is None else float(rank[i])]
+                      for i in range(len(f.maps))]}
+    caption = ("Singular values of each layer map's Jacobian (natural log, quantiles over inputs): ln σ > 0 "
+               "stretches a direction, < 0 contracts it; rank loss shows dead units. λ_max of the end-to-end "
+               "Jacobian is (1/depth)·ln σ_max.")
+    return {"headline": headline, "table": table, "caption": caption}
+
+
+def default_states(model) -> list[str] | None:
+    """Input, hidden states and output of a chain model (None: not a chain of named modules)."""
+    from topo_mi.dynamics.jacobians import _chain
+
+    chain = _chain(model)
+    if chain is None:
+        return None
+    names = [n for n, _ in chain]
+    hidden = [h for h in (getattr(model, "hidden_names", None) or []) if h in names]
+    if hidden and names[-1] not in hidden:
+        return ["input", *hidden, names[-1]]
+    return ["input", *names]
 
 
 def _is_recurrent(model) -> bool:
@@ -106,7 +163,9 @@ def stability_profile(model: Any, inputs: Any = None, *, layers: Sequence | None
         the first ``transient`` steps are discarded and the rest measured.
     layers : sequence, optional
         Feed-forward only (ignored for recurrent models): the states, as in
-        :func:`topo_mi.dynamics.layer_jacobians`.
+        :func:`topo_mi.dynamics.layer_jacobians`. Default: from the input to the output, through
+        every hidden state (``["input", *model.hidden_names, "out"]`` for ``topo_mi.models.MLP``;
+        ``["input", *children]`` for other chains), so every map of the network is measured.
     k : int, optional
         Feed-forward: ``None`` computes every singular value (Jacobians formed chunk by chunk);
         an integer only the top ``k`` by JVPs/VJPs. Recurrent: number of exponents (default
@@ -163,6 +222,8 @@ def stability_profile(model: Any, inputs: Any = None, *, layers: Sequence | None
                                spectrum=spec, n_inputs=n_in, seed=seed)
     if inputs is None:
         fail("inputs", "a batch of inputs for a feed-forward model", None)
+    if layers is None:
+        layers = default_states(model)
     ftle = finite_time_lyapunov(model, inputs, layers=layers, k=k, n_iter=n_iter, seed=seed, executor=executor,
                                 progress=progress)
     fit = residual_ode_fit(model, inputs) if _is_residual(model) else None

@@ -149,6 +149,50 @@ class GeometryProfile(Result):
             out[f"id[{r.layer}]"] = r.intrinsic_dimension.value
         return out
 
+    def report_section(self) -> dict[str, Any]:
+        """Headline (ID peak and rank range), a layers x geometry table, caption of the ID figure."""
+        ids, errs = self.ids, self.id_errors
+        method = self.params.get("id_method", "twonn")
+        eps = self.params.get("eps")
+        if np.isfinite(ids).any():
+            peak = int(np.nanargmax(ids))
+            err = f" ± {errs[peak]:.2g}" if np.isfinite(errs[peak]) else ""
+            headline = (f"Intrinsic dimension ({method}) peaks at {self.layers[peak]} ({ids[peak]:.3g}{err}); "
+                        f"the rank within ε = {eps:g} goes {', '.join(str(int(r)) for r in self.ranks)} across "
+                        f"{len(self.layers)} layers.")
+        else:
+            headline = f"Intrinsic dimension ({method}) could not be estimated on these layers."
+        cols = ["features", "rank@ε", "participation ratio", "PCA dim. (90 %)", "intrinsic dim.", "± error",
+                "stress", "trustworthiness"]
+        rows = [[int(r.n_features), int(r.rank.rank), float(r.spectrum.participation_ratio), int(r.pca_dimension),
+                 float(r.intrinsic_dimension.value), float(r.intrinsic_dimension.error),
+                 None if r.embedding is None else float(r.embedding.stress),
+                 None if r.embedding is None else float(r.embedding.trustworthiness)] for r in self.results]
+        n_boot = self.params.get("n_boot", 0)
+        caption = (f"Intrinsic dimension ({method} estimator, in degrees of freedom) of each layer's activations "
+                   f"across depth" + (f", error bars: standard deviation over {n_boot} resamples" if n_boot else "")
+                   + ". A rise then fall (a 'hunchback') means the network first expands, then compresses the "
+                   "data manifold. The table adds the linear dimension (rank within ε of the squared Frobenius "
+                   "norm, participation ratio) and the embedding's quality (stress: lower is better; "
+                   "trustworthiness: 1 is perfect).")
+        return {"headline": headline, "table": {"index": list(self.layers), "columns": cols, "rows": rows},
+                "caption": caption}
+
+    def plot(self, ax=None, *, kind: str = "id", layer: str | None = None, **kwargs):
+        """``kind``: ``"id"`` (intrinsic dimension across depth, default), ``"spectra"`` (the
+        singular value spectra of every layer) or one layer's ``"embedding"`` (``layer=``, default
+        the last). Returns the Axes; :meth:`plot_panel` draws all of them as one Figure."""
+        from topo_mi._validation import check_choice
+        from topo_mi.plotting import geometry as gp
+
+        kind = check_choice("kind", kind, ("id", "spectra", "embedding"))
+        if kind == "embedding":
+            return gp.plot_layer(self[self.layers[-1] if layer is None else layer], ax=ax, labels=self.labels,
+                                 **kwargs)
+        if layer is not None:
+            fail("layer", "None unless kind='embedding'", layer)
+        return (gp.plot_id_profile if kind == "id" else gp.plot_spectra)(self, ax=ax, **kwargs)
+
     def plot_panel(self, **kwargs):
         """The per-layer panel (spectra, ID across depth, one embedding per layer); a Figure."""
         from topo_mi.plotting.geometry import plot_panel
@@ -180,8 +224,22 @@ def _profile_layer(item) -> LayerGeometry:
         rank = spec.rank_at(cfg["eps"], relative=cfg["relative"])
         pca_dim = spec.n_components_for(0.9) if spec.center else \
             spectrum(X, center=True, method=cfg["spectrum_method"], seed=id_seed).n_components_for(0.9)
-        idr = intrinsic_dimension(X, method=cfg["id_method"], n_boot=cfg["n_boot"], seed=id_seed,
-                                  **cfg["id_kwargs"])
+        import warnings
+
+        from topo_mi.geometry._intrinsic import DuplicatePointsWarning
+
+        with warnings.catch_warnings(record=True) as caught:  # once per layer, naming it
+            warnings.simplefilter("always", DuplicatePointsWarning)
+            idr = intrinsic_dimension(X, method=cfg["id_method"], n_boot=cfg["n_boot"], seed=id_seed,
+                                      **cfg["id_kwargs"])
+        dup = [w for w in caught if issubclass(w.category, DuplicatePointsWarning)]
+        for w in caught:
+            if w not in dup:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if dup:
+            warnings.warn(f"geometry_profile: layer {name!r}: {dup[0].message}"
+                          + (f" (and {len(dup) - 1} resamples)" if len(dup) > 1 else ""),
+                          DuplicatePointsWarning, stacklevel=2)
         emb = None
         if cfg["embed"] is not None:
             emb = _embed(X, method=cfg["embed"], n_components=cfg["n_components"], seed=emb_seed,

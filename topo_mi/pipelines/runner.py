@@ -119,6 +119,7 @@ def _analysis_function(kind: str):
         "lyapunov_gain": lambda: _lyapunov_gain_fn(),
         "guarantees": lambda: pipelines.proof_table,
         "differential": lambda: pipelines.sensitivity_profile,
+        "causal": lambda: pipelines.concept_profile,
         "synthesis": lambda: pipelines.synthesis_profile,
     }[kind]()
 
@@ -134,12 +135,13 @@ RUNNER_KEYS = {"subsample"}  # handled by the runner: a seeded random subsample 
 _SUPPLIED = {  # arguments the runner fills in itself
     "topology": {"acts", "seed", "executor", "progress"},
     "geometry": {"acts", "seed", "executor", "progress"},
-    "dynamics": {"model", "inputs", "layers", "seed", "executor", "progress"},
+    "dynamics": {"model", "inputs", "seed", "executor", "progress"},
     "circuits": {"model", "data", "seed", "executor", "progress"},
     "compare": {"acts_a", "acts_b", "seed", "executor", "progress"},
     "lyapunov_gain": {"seed", "executor", "progress"},
     "guarantees": {"model", "seed", "progress"},
     "differential": {"model", "data", "layers", "seed", "executor", "progress"},
+    "causal": {"model", "inputs", "labels", "sample_ids", "seed", "progress"},
     "synthesis": {"model", "inputs", "seed", "progress"},
 }
 
@@ -168,6 +170,20 @@ def check_analysis_params(spec: dict) -> None:
                 valid = sorted(accepted - _SUPPLIED[kind])
                 problems.append((f"analyses.{kind}.{key}",
                                  f"unknown parameter; expected one of {', '.join(valid) or '(none)'}"))
+    if problems:
+        raise SpecError(problems)
+
+
+def check_spec(spec: dict) -> None:
+    """Every problem found before running (analysis parameters, names, types), at once."""
+    from topo_mi.pipelines._checks import spec_problems
+
+    problems = []
+    try:
+        check_analysis_params(spec)
+    except SpecError as exc:
+        problems += exc.problems
+    problems += spec_problems(spec, _analysis_function)
     if problems:
         raise SpecError(problems)
 
@@ -246,6 +262,29 @@ def _build_models(spec: dict, dataset, seed: int, base_dir: Path | None, progres
                              torch.as_tensor(np.asarray(dataset.y)), seed=s, **train)
         out.append((f"{arch}-seed{s}", model, None))
     return out
+
+
+def _accuracy(model, extra, dataset) -> float | None:
+    """Share of the dataset (at most 20,000 rows) a classifier labels correctly; None otherwise."""
+    if extra is not None or dataset is None or dataset.y is None:
+        return None
+    import torch
+
+    X = np.asarray(dataset.X)[:20000]
+    y = np.asarray(dataset.y)[:20000]
+    if y.ndim != 1 or y.dtype.kind not in "iu":
+        return None
+    from topo_mi.activations._hooks import _eval_mode
+
+    try:
+        with _eval_mode(model), torch.no_grad():
+            out = model(torch.as_tensor(X, dtype=torch.long if X.dtype.kind in "iu" else torch.float32))
+    except Exception:  # not a classifier of these inputs
+        return None
+    out = out[0] if isinstance(out, (tuple, list)) else out
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[1] < 2 or out.shape[0] != len(y):
+        return None
+    return float((out.argmax(dim=1).numpy() == y).mean())
 
 
 def _default_layers(model) -> list[str]:
@@ -361,7 +400,7 @@ def run(spec_or_path: Any, *, out=None, executor=None, force: bool = False, seed
     if seed is not None:
         spec["seed"] = int(seed)
     seed = spec["seed"]
-    check_analysis_params(spec)
+    check_spec(spec)
     out = Path(out or spec.get("out") or Path("runs") / spec["name"])
     spec_file = Path(spec_or_path) if base_dir is not None else None
     check_output_folder(out, force=force, spec_file=spec_file)
@@ -378,6 +417,7 @@ def run(spec_or_path: Any, *, out=None, executor=None, force: bool = False, seed
     steps = _Steps(progress)
     results: dict[str, Any] = {"name": spec["name"], "seed": seed, "analyses": {}}
     figures: dict[str, str] = {}
+    sections: dict[str, dict] = {}
     try:
         dataset = models = acts_list = inputs = None
         if "dataset" in spec:
@@ -389,6 +429,9 @@ def run(spec_or_path: Any, *, out=None, executor=None, force: bool = False, seed
             with steps("model"):
                 models = _build_models(spec, dataset, seed, base_dir, progress)
                 results["model"] = {"models": [m[0] for m in models]}
+                accuracy = [_accuracy(m, extra, dataset) for _, m, extra in models]
+                if any(a is not None for a in accuracy):
+                    results["model"]["accuracy"] = _jsonable(accuracy)
             needs_acts = any(kind not in _MODEL_ONLY for kind in spec["analyses"])
             with steps("activations") if needs_acts else contextlib.nullcontext():
                 acts_list, inputs_list = [], []
@@ -403,8 +446,9 @@ def run(spec_or_path: Any, *, out=None, executor=None, force: bool = False, seed
         for kind, params in spec["analyses"].items():
             with steps(kind):
                 res = _run_analysis(kind, params, spec=spec, models=models, acts_list=acts_list, inputs=inputs,
-                                    dataset=dataset, seed=seed, executor=executor)
+                                    dataset=dataset, seed=seed, executor=executor, progress=progress)
                 results["analyses"][kind] = _jsonable(res.summary())
+                sections[kind] = _jsonable(res.report_section())
                 res.save(tmp / "analyses" / kind)
                 try:
                     ax = res.plot()
@@ -422,7 +466,7 @@ def run(spec_or_path: Any, *, out=None, executor=None, force: bool = False, seed
         write_json(tmp / "run.json", run_info)
         from topo_mi.report import write_report
 
-        write_report(tmp, results=results, run_info=run_info, figures=figures)
+        write_report(tmp, results=results, run_info=run_info, figures=figures, sections=sections)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -524,8 +568,7 @@ def _replace_folder(new: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-
-def _run_analysis(kind, params, *, spec, models, acts_list, inputs, dataset, seed, executor):
+def _run_analysis(kind, params, *, spec, models, acts_list, inputs, dataset, seed, executor, progress=False):
     fn = _analysis_function(kind)
     sig = inspect.signature(fn).parameters
     var_kw = any(p.kind is p.VAR_KEYWORD for p in sig.values())
@@ -534,7 +577,8 @@ def _run_analysis(kind, params, *, spec, models, acts_list, inputs, dataset, see
         # Named parameters are passed when the function declares them; through **kwargs only the seed.
         return {k: v for k, v in kw.items() if k in sig or (var_kw and k == "seed")}
 
-    base = opt(seed=seed, executor=executor, progress=False)
+    # progress of each analysis follows the run's (-q turns both off)
+    base = opt(seed=seed, executor=executor, progress=None if progress and kind == "topology" else bool(progress))
     params = dict(params)
     n_sub = params.pop("subsample", None)
     if n_sub is not None and acts_list and acts_list[0].n_samples > n_sub:
@@ -552,11 +596,11 @@ def _run_analysis(kind, params, *, spec, models, acts_list, inputs, dataset, see
             many = inspect.signature(compare_many).parameters
             kw = {k: v for k, v in base.items() if k in many}
             return compare_many(acts_list, **kw, **params)
-        return fn(acts_list[0], acts_list[0], **base, **params)
-    if kind == "dynamics":
+        label = models[0][0] if models else "model"
+        return fn(acts_list[0], acts_list[0], **base, **{"names": (label, label), **params})
+    if kind == "dynamics":  # default states: input -> output (analyses.dynamics.layers to choose)
         model = models[0][1]
-        layers = acts_list[0].layers
-        return fn(model, inputs, **opt(layers=layers), **base, **params)
+        return fn(model, inputs, **base, **params)
     if kind == "circuits":
         model = models[0][1]
         return fn(model, inputs, **base, **params)
@@ -568,6 +612,10 @@ def _run_analysis(kind, params, *, spec, models, acts_list, inputs, dataset, see
         labels = acts_list[0].labels
         data = inputs if labels is None else (inputs, labels)
         return fn(models[0][1], data, **opt(layers=acts_list[0].layers), **base, **params)
+    if kind == "causal":
+        params.setdefault("layers", acts_list[0].layers)
+        return fn(models[0][1], inputs, labels=acts_list[0].labels, sample_ids=acts_list[0].sample_ids,
+                  **base, **params)
     if kind == "synthesis":
         return fn(models[0][1], inputs, **base, **params)
     raise InvalidParameterError(f"analyses: unknown analysis {kind!r}")  # pragma: no cover
@@ -597,4 +645,4 @@ def read_results(run_dir) -> dict:
     return doc
 
 
-__all__ = ["run", "RunResult", "RunStepError", "DEMO_SPEC", "check_analysis_params", "read_results"]
+__all__ = ["run", "RunResult", "RunStepError", "DEMO_SPEC", "check_analysis_params", "check_spec", "read_results"]

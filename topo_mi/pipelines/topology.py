@@ -27,7 +27,8 @@ class BettiProfile(Result):
     betti_curves : ndarray of shape (n_layers, max_dim + 1, n_grid), int64
         ``β_k(ε)`` with the ``b <= ε < d`` convention.
     scale : float
-        The scale of ``betti_numbers`` (chosen once, on the first layer, for all layers).
+        The scale of ``betti_numbers`` when one scale serves every layer; NaN when each layer has
+        its own (``scales``).
     betti_numbers : ndarray of shape (n_layers, max_dim + 1), int64
     complexity : ndarray of shape (n_layers,)
         Topological complexity ``Σ_k β_k`` at ``scale`` (Naitzat et al., JMLR 2020).
@@ -60,6 +61,7 @@ class BettiProfile(Result):
     betti_curves_lo: Any = None
     betti_curves_hi: Any = None
     params: dict = None
+    scales: Any = None
 
     _plot_function = "topo_mi.plotting.topology:plot_betti_profile"
 
@@ -69,12 +71,45 @@ class BettiProfile(Result):
         return self.results[self.layers.index(layer)]
 
     def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"n_layers": len(self.layers), "scale": float(self.scale),
-                               "metric": (self.params or {}).get("metric")}
-        for name, b, c in zip(self.layers, self.betti_numbers, self.complexity):
+        per_layer = bool(np.isnan(self.scale))  # each layer at its own scale (never NaN in a summary)
+        out: dict[str, Any] = {"n_layers": len(self.layers)}
+        if not per_layer:
+            out["scale"] = float(self.scale)
+        out.update({"scale_rule": (self.params or {}).get("scale_rule"), "metric": (self.params or {}).get("metric")})
+        for name, b, c, sc in zip(self.layers, self.betti_numbers, self.complexity, layer_scales(self)):
             out[f"betti[{name}]"] = tuple(int(v) for v in b)
             out[f"complexity[{name}]"] = float(c)
+            if per_layer:
+                out[f"scale[{name}]"] = float(sc)
         return out
+
+    def report_section(self) -> dict[str, Any]:
+        """Headline (β across depth), a layers x (ε, β_k, complexity, points, certified error) table, caption."""
+        params = self.params or {}
+        scales = layer_scales(self)
+        B = np.asarray(self.betti_numbers)
+        seq = ", ".join(str(int(v)) for v in B[:, 0])
+        cls = params.get("class_label")
+        who = f"class {cls}" if cls is not None else "all samples"
+        headline = (f"β0 of {who} goes {seq} from {self.layers[0]} to {self.layers[-1]}"
+                    + (f"; β1 goes {', '.join(str(int(v)) for v in B[:, 1])}" if B.shape[1] > 1 else "")
+                    + f"; {params.get('metric')} distance, scale rule: {params.get('scale_rule')}.")
+        cols = ["scale ε"] + [f"β{k}" for k in range(B.shape[1])] + ["complexity Σβ", "points", "landmarks",
+                                                                     "certified error"]
+        rows = []
+        for i, r in enumerate(self.results):
+            rows.append([float(scales[i]), *[int(v) for v in B[i]], float(self.complexity[i]), int(r.n_points),
+                         int(r.n_landmarks) if r.landmark_indices is not None else None,
+                         float(r.bottleneck_bound)])
+        bands = f" Shaded bands: {int(round(100 * self.ci))} % intervals over {self.n_boot} resamples." if self.n_boot else ""
+        err = max(float(r.bottleneck_bound) for r in self.results)
+        caption = (f"Betti numbers β_k (counts of components and loops) of {who} at each layer, read at the scale "
+                   f"ε in the table ({params.get('metric')} distance; rule: {params.get('scale_rule')}); the dashed "
+                   f"line is the complexity Σβ. Falling β0 means the layer merges clusters." + bands
+                   + (f" Landmark diagrams are within a bottleneck distance of {err:.3g} of the full ones "
+                      "(certified)." if err > 0 else " All points were used: no approximation error."))
+        return {"headline": headline, "table": {"index": list(self.layers), "columns": cols, "rows": rows},
+                "caption": caption}
 
     def distance_matrix(self, metric: str = "bottleneck", dim: int | None = None, p: float = 2.0,
                         executor=None) -> np.ndarray:
@@ -83,25 +118,58 @@ class BettiProfile(Result):
 
         return distance_matrix(self.results, metric=metric, dim=dim, p=p, executor=executor)
 
-    def plot(self, ax=None, *, kind: str = "depth", **kwargs):
+    def plot(self, ax=None, *, kind: str = "depth", layer: str | None = None, **kwargs):
         """``kind``: ``"depth"`` (Betti numbers across depth with bands, default), ``"curves"``
-        (β_dim(ε) heatmap, ``dim=``) or ``"distances"`` (layer × layer heatmap, ``metric=``)."""
+        (β_dim(ε) heatmap, ``dim=``), ``"distances"`` (layer × layer heatmap, ``metric=``), or
+        one layer's ``"diagram"`` / ``"barcode"`` (``layer=``, default the first). Returns the Axes."""
         from topo_mi._validation import check_choice
         from topo_mi.plotting import topology as tp
 
-        kind = check_choice("kind", kind, ("depth", "curves", "distances"))
+        kind = check_choice("kind", kind, ("depth", "curves", "distances", "diagram", "barcode"))
+        if kind in ("diagram", "barcode"):
+            return self[self.layers[0] if layer is None else layer].plot(ax=ax, kind=kind, **kwargs)
+        if layer is not None:
+            fail("layer", f"None unless kind is 'diagram' or 'barcode', with kind={kind!r}", layer)
         fn = {"depth": tp.plot_betti_profile, "curves": tp.plot_profile_curves,
               "distances": tp.plot_layer_distances}[kind]
         return fn(self, ax=ax, **kwargs)
 
 
+# Progress lines appear by default once a call has run this long (seconds).
+PROGRESS_AFTER_S = 3.0
+
+
 def _persistence_task(item: dict) -> PersistenceResult:
-    """One layer (or one bootstrap resample of it): module level, so process pools can run it."""
+    """One layer (or one bootstrap resample of it): module level, so process pools can run it.
+
+    ``item["report"]`` (optional): ``{"label", "t0", "mode"}`` prints a progress line with the
+    elapsed time when done (``mode`` True: always; None: once the call has run a few seconds)."""
+    import time
+
     X = item["X"]
     rows = item.get("rows")
     if rows is not None:
         X = np.asarray(X)[rows]
-    return persistence(X, **item["kwargs"])
+    t = time.perf_counter()
+    if item.get("quiet_cost"):  # a resample: the layer's own run has already warned
+        import warnings
+
+        from topo_mi.errors import CostWarning
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CostWarning)
+            res = persistence(X, **item["kwargs"])
+    else:
+        res = persistence(X, **item["kwargs"])
+    report = item.get("report")
+    if report is not None:
+        total = time.time() - report["t0"]
+        if report["mode"] is True or total > PROGRESS_AFTER_S:
+            import sys
+
+            print(f"betti_profile: {report['label']} done in {time.perf_counter() - t:.1f} s "
+                  f"({total:.1f} s elapsed)", file=sys.stderr, flush=True)
+    return res
 
 
 def _layer_names(acts) -> list[str]:
@@ -109,7 +177,41 @@ def _layer_names(acts) -> list[str]:
     return list(layers) if layers is not None else list(acts.keys())
 
 
-def _default_scale(first: PersistenceResult, metric: str) -> tuple[float, str]:
+SCALE_RULES = ("auto", "quantile", "per_layer", "first_layer", "hops")
+
+
+def layer_scales(profile) -> np.ndarray:
+    """The scale each layer's Betti numbers were read at (n_layers,)."""
+    if profile.scales is not None:
+        return np.asarray(profile.scales, dtype=np.float64)
+    return np.full(len(profile.layers), float(profile.scale))
+
+
+def _distance_quantile(X, rows, res: PersistenceResult, metric: str, q: float, seed) -> float:
+    """``q``-quantile of the pairwise distances of the points a layer's complex was built on (at
+    most 2,000 of them, a seeded random subset beyond that)."""
+    from scipy.spatial.distance import pdist
+
+    X = np.asarray(X)
+    if rows is not None and metric != "precomputed":
+        X = X[rows]
+    idx = np.arange(X.shape[0]) if res.landmark_indices is None else np.asarray(res.landmark_indices)
+    if metric == "precomputed":
+        if rows is not None:
+            X = X[np.ix_(rows, rows)]
+        if idx.size > 2000:
+            idx = np.sort(np.random.default_rng(seed).choice(idx, 2000, replace=False))
+        D = X[np.ix_(idx, idx)]
+        d = D[np.triu_indices(len(idx), 1)]
+    else:
+        if idx.size > 2000:
+            idx = np.sort(np.random.default_rng(seed).choice(idx, 2000, replace=False))
+        d = pdist(np.asarray(X[idx], dtype=np.float64), metric=metric)
+    d = d[np.isfinite(d)]
+    return float(np.quantile(d, q)) if d.size else 0.0
+
+
+def _default_scale(first: PersistenceResult, metric: str, what_layer: str = "the first layer's") -> tuple[float, str]:
     if metric == "knn_geodesic":
         return 2.0, "knn_geodesic: 2 hops (Naitzat et al.)"
     for dims, what in ((range(1, len(first.diagrams)), "H>=1"), ((0,), "H0")):
@@ -122,16 +224,17 @@ def _default_scale(first: PersistenceResult, metric: str) -> tuple[float, str]:
                 if best is None or fin[j, 1] - fin[j, 0] > best[1] - best[0]:
                     best = fin[j]
         if best is not None:
-            return float(0.5 * (best[0] + best[1])), f"midpoint of the first layer's most persistent finite {what} bar"
-    return 0.0, "no finite bar in the first layer"
+            return float(0.5 * (best[0] + best[1])), f"midpoint of {what_layer} most persistent finite {what} bar"
+    return 0.0, f"no finite bar in {what_layer} diagram"
 
 
 def betti_profile(acts, *, layers=None, max_dim: int = 1, metric: str = "euclidean", k: int | None = None,
                   n_landmarks: int | None = None, landmarks: str = "maxmin", backend: str = "auto",
                   coeff: int = 2, threshold: float | None = None, grid=None, n_grid: int = 128,
-                  scale: float | None = None, n_boot: int = 0, ci: float = 0.95, boot_fraction: float = 0.8,
+                  scale: float | None = None, scale_rule: str = "auto", scale_quantile: float = 0.2,
+                  n_boot: int = 0, ci: float = 0.95, boot_fraction: float = 0.8,
                   class_label=None, labels=None, seed: int | None = 0, executor=None,
-                  memory_limit: int | None = None) -> BettiProfile:
+                  memory_limit: int | None = None, progress: bool | None = None) -> BettiProfile:
     """Vietoris–Rips persistence of each layer, compared on one shared scale grid.
 
     Follows Naitzat, Zhitnikov & Lim ("Topology of deep neural networks", JMLR 2020): the Betti
@@ -150,9 +253,22 @@ def betti_profile(acts, *, layers=None, max_dim: int = 1, metric: str = "euclide
         death over all layers (the threshold if finite); for ``knn_geodesic`` the integers
         0, 1, ..., largest hop value.
     scale : float, optional
-        Scale of ``betti_numbers``. Default: 2 hops for ``knn_geodesic`` (Naitzat et al.);
-        otherwise the midpoint of the first layer's most persistent finite bar of dimension >= 1
-        (H0 when there is none) — recorded in ``params["scale_rule"]``; pass it for real work.
+        One scale for the ``betti_numbers`` of every layer (overrides ``scale_rule``).
+    scale_rule : {"auto", "quantile", "per_layer", "first_layer", "hops"}, default "auto"
+        How the scale is chosen when ``scale`` is None. Layers of a network live on very
+        different distance scales, so one ε taken from the first layer can leave every point of a
+        later layer isolated (β0 = n). ``"quantile"``: each layer at its own ε, the
+        ``scale_quantile`` quantile of that layer's pairwise distances (scale-free: multiplying a
+        layer by a constant does not change its Betti numbers); ``"per_layer"``: each layer at the
+        midpoint of its own most persistent finite bar of dimension >= 1 (H0 if none);
+        ``"first_layer"``: that midpoint on the first layer, for all layers (only meaningful when
+        layers share units); ``"hops"``: 2 hops for ``knn_geodesic`` (Naitzat et al.'s protocol,
+        comparable across layers). ``"auto"``: ``"hops"`` for ``knn_geodesic``, else
+        ``"quantile"``. The rule and the scales are recorded in ``params["scale_rule"]`` and
+        ``scales``; a :class:`~topo_mi.errors.TopoMIWarning` names the layers where more than half
+        of the points are components of their own at their scale.
+    scale_quantile : float in (0, 1), default 0.2
+        The quantile of the ``"quantile"`` rule.
     n_boot : int, default 0
         Bootstrap resamples per layer: each draws ``boot_fraction`` of the samples without
         replacement (and fresh landmarks) with its own seed; the bands are percentile intervals at
@@ -165,6 +281,9 @@ def betti_profile(acts, *, layers=None, max_dim: int = 1, metric: str = "euclide
         Landmark and bootstrap seeds derive from it.
     executor : None, "serial", "process", "dask" or an Executor
         Layers and resamples run through ``topo_mi.parallel.get_executor(executor).map``.
+    progress : bool or None, default None
+        Per-layer progress with elapsed time on stderr (None: on when the work is estimated to
+        take more than a few seconds).
 
     Returns
     -------
@@ -189,6 +308,15 @@ def betti_profile(acts, *, layers=None, max_dim: int = 1, metric: str = "euclide
     ci = check_float("ci", ci, min_value=0, max_value=1, min_inclusive=False, max_inclusive=False)
     boot_fraction = check_float("boot_fraction", boot_fraction, min_value=0, max_value=1, min_inclusive=False)
     n_grid = check_int("n_grid", n_grid, min_value=2)
+    from topo_mi._validation import check_choice
+
+    scale_rule = check_choice("scale_rule", scale_rule, SCALE_RULES)
+    scale_quantile = check_float("scale_quantile", scale_quantile, min_value=0, max_value=1, min_inclusive=False,
+                                 max_inclusive=False)
+    if scale_rule == "auto":
+        scale_rule = "hops" if metric == "knn_geodesic" else "quantile"
+    if scale_rule == "hops" and metric != "knn_geodesic":
+        fail("scale_rule", "'hops' only with metric='knn_geodesic'", scale_rule)
     if seed is not None:
         seed = check_int("seed", seed, min_value=0)
 
@@ -217,7 +345,19 @@ def betti_profile(acts, *, layers=None, max_dim: int = 1, metric: str = "euclide
     else:  # independent streams for the main run and the resamples, both fixed by ``seed``
         main_seed, boot_root = (int(c.generate_state(1)[0] & 0x7FFFFFFF)
                                 for c in np.random.SeedSequence(seed).spawn(2))
-    items = [{"X": acts[name], "rows": rows, "kwargs": {**kwargs, "seed": main_seed}} for name in layers]
+    if progress is not None and not isinstance(progress, bool):
+        fail("progress", "True, False or None", progress)
+    import time
+
+    t_start = time.time()
+    L = len(layers)
+
+    def report(label):
+        return None if progress is False else {"label": label, "t0": t_start, "mode": progress}
+
+    items = [{"X": acts[name], "rows": rows, "report": report(f"layer {name!r} ({i + 1}/{L})"),
+              "kwargs": {**kwargs, "seed": main_seed, "label": f"layer {name!r}"}}
+             for i, name in enumerate(layers)]
     boot_rng = np.random.default_rng(boot_root)
     m = max(2, int(round(boot_fraction * n_used)))
     if n_landmarks is not None and m < n_landmarks:
@@ -233,9 +373,10 @@ def betti_profile(acts, *, layers=None, max_dim: int = 1, metric: str = "euclide
         pick = np.sort(boot_rng.choice(n_used, size=m, replace=False))
         sub = pick if rows is None else rows[pick]
         s_b = int(boot_rng.integers(0, 2**31 - 1))
-        items += [{"X": acts[name], "rows": sub, "kwargs": {**kwargs, "seed": s_b}} for name in layers]
-    out = get_executor(executor).map(_persistence_task, items, desc="betti_profile")
-    L = len(layers)
+        items += [{"X": acts[name], "rows": sub, "kwargs": {**kwargs, "seed": s_b}, "quiet_cost": True,
+                   "report": report(f"resample {b + 1}/{n_boot}") if i == L - 1 else None}
+                  for i, name in enumerate(layers)]
+    out = get_executor(executor).map(_persistence_task, items, desc="betti_profile", progress=False)
     results, boot = out[:L], out[L:]
 
     # -- shared grid and scale ---------------------------------------------------------------------
@@ -255,18 +396,45 @@ def betti_profile(acts, *, layers=None, max_dim: int = 1, metric: str = "euclide
     grid = np.asarray(grid, dtype=np.float64)
     if grid.ndim != 1 or grid.size == 0 or not np.isfinite(grid).all():
         fail("grid", "a non-empty 1-D array of finite scales", grid)
-    if scale is None:
-        scale, rule = _default_scale(results[0], metric)
+    if scale is not None:
+        scales, rule = np.full(L, check_float("scale", scale, min_value=0)), "given"
+    elif scale_rule == "hops":
+        scales, rule = np.full(L, 2.0), "knn_geodesic: 2 hops (Naitzat et al.)"
+    elif scale_rule == "first_layer":
+        s0, rule = _default_scale(results[0], metric)
+        scales = np.full(L, s0)
+    elif scale_rule == "per_layer":
+        scales = np.array([_default_scale(r, metric, "each layer's")[0] for r in results])
+        rule = "per layer: midpoint of each layer's most persistent finite bar"
     else:
-        scale, rule = check_float("scale", scale, min_value=0), "given"
+        scales = np.array([_distance_quantile(acts[name], rows, r, metric, scale_quantile, seed)
+                           for name, r in zip(layers, results)])
+        rule = f"per layer: {scale_quantile:g} quantile of the layer's pairwise {metric} distances"
+    if np.isfinite(thr):
+        clipped = scales > thr
+        if clipped.any():
+            scales = np.minimum(scales, thr)
+            rule += f" (clipped to the threshold {thr:g} in {int(clipped.sum())} layers)"
+    scale = float(scales[0]) if np.all(scales == scales[0]) else float("nan")
     curves = np.stack([r.betti_curve(grid) for r in results])
-    betti = np.stack([r.betti_numbers(scale) for r in results])
+    betti = np.stack([r.betti_numbers(s) for r, s in zip(results, scales)])
+    isolated = [f"{name} (β0 = {int(b[0])} of {r.n_points} points at ε = {s:.3g})"
+                for name, b, r, s in zip(layers, betti, results, scales) if b[0] > 0.5 * r.n_points]
+    if isolated:
+        import warnings
+
+        from topo_mi.errors import TopoMIWarning
+
+        warnings.warn(f"betti_profile: most points are isolated at the chosen scale ({rule}) in layers "
+                      f"{', '.join(isolated)}; choose a larger scale, scale_rule='quantile' or a larger "
+                      "scale_quantile", TopoMIWarning, stacklevel=2)
     complexity = betti.sum(axis=1).astype(np.float64)
 
     extra: dict[str, Any] = {}
     if n_boot:
         q = [(1 - ci) / 2 * 100, (1 + ci) / 2 * 100]
-        bb = np.stack([np.stack([boot[b * L + i].betti_numbers(scale) for i in range(L)]) for b in range(n_boot)])
+        bb = np.stack([np.stack([boot[b * L + i].betti_numbers(scales[i]) for i in range(L)])
+                       for b in range(n_boot)])
         bc = np.stack([np.stack([boot[b * L + i].betti_curve(grid) for i in range(L)]) for b in range(n_boot)])
         cx = bb.sum(axis=2).astype(np.float64)
         extra = dict(
@@ -280,6 +448,8 @@ def betti_profile(acts, *, layers=None, max_dim: int = 1, metric: str = "euclide
               "class_label": None if class_label is None else (class_label.item() if hasattr(class_label, "item")
                                                                else class_label),
               "n_samples": int(n_used), "seed": seed, "boot_fraction": boot_fraction if n_boot else None,
-              "scale_rule": rule}
+              "scale_rule": rule, "scale_quantile": scale_quantile if scale_rule == "quantile" and scale is None
+              else None}
     return BettiProfile(layers=layers, results=results, grid=grid, betti_curves=curves, scale=float(scale),
-                        betti_numbers=betti, complexity=complexity, n_boot=n_boot, ci=ci, params=params, **extra)
+                        betti_numbers=betti, complexity=complexity, n_boot=n_boot, ci=ci, params=params,
+                        scales=np.asarray(scales, dtype=np.float64), **extra)

@@ -43,3 +43,48 @@ def plot_sensitivity(result, ax=None, *, bins: int = 40):
     ax.set_ylabel("samples")
     ax.legend(fontsize=8)
     return ax
+
+
+def plot_concept_profile(result, ax=None):
+    """Four panels across layers: accuracy, R_c, τ_c, counterfactual flips (concept vs baselines).
+
+    With ``ax`` given, only the R_c panel is drawn on it.
+    """
+    x = np.arange(len(result.layers))
+    if ax is not None:
+        return _panel_r_c(result, ax, x)
+    plt = __import__("topo_mi.plotting", fromlist=["pyplot"]).pyplot()
+    fig, axes = plt.subplots(2, 2, figsize=(9.0, 6.5), constrained_layout=True)
+    a = axes[0, 0]
+    a.plot(x, result.accuracy, "o-", label="in-sample")
+    a.plot(x, result.cv_accuracy, "s-", label="held-out")
+    a.plot(x, result.perm_cv_accuracy, "x--", color="grey", label="held-out, permuted labels")
+    a.axhline(result.majority_rate, color="k", lw=0.8, ls=":", label="majority rate")
+    a.set_ylabel(f"accuracy along v_c ({result.method})")
+    a.legend(fontsize=7)
+    _panel_r_c(result, axes[0, 1], x)
+    a = axes[1, 0]
+    a.plot(x, result.tau, "o-", color="C2")
+    a.set_ylabel("τ_c (sup ‖d logits / dλ‖)")
+    a = axes[1, 1]
+    a.plot(x, result.counterfactual_flip, "o-", color="C3", label="counterfactual along v_c")
+    a.plot(x, result.random_flip, "x--", color="grey", label="along a random direction")
+    a.set_ylim(-0.02, 1.02)
+    a.set_ylabel("predictions flipped")
+    a.legend(fontsize=7)
+    for a in axes.ravel():
+        a.set_xticks(x, result.layers, rotation=45, fontsize=7)
+    fig.suptitle(f"concept {result.concept!r}", fontsize=10)
+    return axes
+
+
+def _panel_r_c(result, ax, x):
+    r = np.asarray(result.r_c)
+    ax.errorbar(x, r, yerr=[r - result.r_c_low, result.r_c_high - r], fmt="o-", capsize=3, label="R_c (95% CI)")
+    if result.perm_r_c.size:
+        ax.fill_between(x, result.perm_r_c.min(1), result.perm_r_c.max(1), color="grey", alpha=0.3,
+                        label="permuted labels (range)")
+    ax.set_ylabel("R_c = V[v_c] / V[N]")
+    ax.set_xticks(x, result.layers, rotation=45, fontsize=7)
+    ax.legend(fontsize=7)
+    return ax

@@ -158,13 +158,28 @@ def plot_betti_profile(profile, ax=None, *, dims=None, show_complexity: bool = T
         ax.plot(x, profile.complexity, marker="s", color="k", ls="--", lw=1, label="Σβ")
         if profile.complexity_lo is not None:
             ax.fill_between(x, profile.complexity_lo, profile.complexity_hi, color="k", alpha=0.1, lw=0)
+    from matplotlib.ticker import MaxNLocator
+
+    from topo_mi.pipelines.topology import layer_scales
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # Betti numbers are counts
+    scales = layer_scales(profile)
     ax.set_xticks(x)
     ax.set_xticklabels(profile.layers, rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel(f"Betti number at ε = {profile.scale:g}")
+    if np.all(scales == scales[0]):
+        ax.set_ylabel(f"Betti number at ε = {scales[0]:g}")
+    else:  # each layer at its own scale: shown under its name
+        ax.set_xticklabels([f"{n}\nε={s:.3g}" for n, s in zip(profile.layers, scales)], rotation=30, ha="right",
+                           fontsize=7)
+        ax.set_ylabel("Betti number at each layer's ε")
     ax.legend(fontsize=8, frameon=False)
     ci = f", {int(round(100 * profile.ci))}% bands over {profile.n_boot} resamples" if profile.n_boot else ""
-    ax.set_title(title if title is not None else f"Betti numbers across depth ({profile.params.get('metric')}{ci})",
-                 fontsize=9)
+    rule = (profile.params or {}).get("scale_rule")
+    if title is None:
+        title = f"Betti numbers across depth ({profile.params.get('metric')}{ci})"
+        if rule:
+            title += f"\nscale: {rule}"
+    ax.set_title(title, fontsize=9)
     return ax
 
 

@@ -59,7 +59,8 @@ def _resolve_seed(seed):
 
 def persistence(X, *, max_dim: int = 1, metric: str = "euclidean", backend: str = "auto", coeff: int = 2,
                 threshold: float | None = None, n_landmarks: int | None = None, landmarks: str = "maxmin",
-                seed=None, k: int | None = None, memory_limit: int | None = None) -> PersistenceResult:
+                seed=None, k: int | None = None, memory_limit: int | None = None,
+                label: str | None = None) -> PersistenceResult:
     """Vietoris–Rips persistent homology, H_0..H_max_dim over Z/coeff.
 
     The complex at scale ``s`` is ``{σ ⊂ X : diam(σ) <= s}``; a bar ``[b, d)`` is a class born
@@ -103,6 +104,10 @@ def persistence(X, *, max_dim: int = 1, metric: str = "euclidean", backend: str 
         Bytes the computation may use (default: 75 % of the memory available now). The size of
         the complex is estimated first; what would not fit is refused with a
         :class:`~topo_mi.errors.ResourceError` that suggests ``n_landmarks`` or ``threshold``.
+        A computation estimated to take over a minute warns first
+        (:class:`~topo_mi.errors.CostWarning`) with the estimate and the cheaper options.
+    label : str, optional
+        What the points are (e.g. a layer name), for warnings.
 
     Returns
     -------
@@ -133,6 +138,8 @@ def persistence(X, *, max_dim: int = 1, metric: str = "euclidean", backend: str 
         fail("k", "None unless metric='knn_geodesic'", k)
     if backend == "mst" and max_dim != 0:
         fail("backend", "'mst' only with max_dim=0 (it computes H0 only)", backend)
+    if label is not None and not isinstance(label, str):
+        fail("label", "a string or None", label)
     seed_int = _resolve_seed(seed)
     limit = rs.default_memory_limit() if memory_limit is None else check_int("memory_limit", memory_limit, min_value=1)
 
@@ -192,7 +199,10 @@ def persistence(X, *, max_dim: int = 1, metric: str = "euclidean", backend: str 
 
     t2 = time.perf_counter()
     timings["distances"] = t2 - t1
-    rs.check_complex_fits(D, n=n, max_dim=max_dim, threshold=threshold, backend=run_backend, limit=limit)
+    info = rs.check_complex_fits(D, n=n, max_dim=max_dim, threshold=threshold, backend=run_backend, limit=limit)
+    if run_backend != "mst":
+        rs.warn_if_expensive(D, n=n, max_dim=max_dim, threshold=threshold, info=info, label=label,
+                             has_landmarks=idx is not None)
     t3 = time.perf_counter()
     timings["estimate"] = t3 - t2
 

@@ -96,6 +96,58 @@ def suggest_landmarks(limit: int, backend: str) -> int:
     return int(min(5000, digits * math.floor(n / digits)))
 
 
+# Seconds per (max_dim + 1)-simplex scanned by the Ripser/gudhi reduction, measured on 2 cores:
+# 14-18 ns on Gaussian clouds, 58 ns on a torus, 180 ns on a densely sampled circle.
+_SECONDS_PER_COFACE = (1.5e-8, 2.0e-7)
+# Warn when the slow end of the estimate exceeds this.
+WARN_SECONDS = 60.0
+
+
+def _fmt_seconds(s: float) -> str:
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def estimate_seconds(D, max_dim: int, threshold: float) -> tuple[float, float, float]:
+    """(fast, slow) ends of the estimated time of the reduction and the number of cofaces it scans.
+
+    The H_max_dim reduction enumerates the (max_dim + 1)-simplices (the cofaces of the
+    max_dim-simplices); their conservative count from :func:`estimate_simplices` times the
+    measured cost per coface gives the range."""
+    if max_dim == 0:
+        return 0.0, 0.0, 0.0
+    counts, _ = estimate_simplices(D, max_dim + 1, threshold)
+    c = float(counts[max_dim + 1])
+    return c * _SECONDS_PER_COFACE[0], c * _SECONDS_PER_COFACE[1], c
+
+
+def warn_if_expensive(D, *, n: int, max_dim: int, threshold: float, info: dict, label: str | None,
+                      has_landmarks: bool) -> tuple[float, float]:
+    """Warn (:class:`~topo_mi.errors.CostWarning`) before a reduction estimated to take over a minute."""
+    fast, slow, cofaces = estimate_seconds(D, max_dim, threshold)
+    if slow > WARN_SECONDS:
+        import warnings
+
+        from topo_mi.errors import CostWarning
+
+        what = f"persistence of {label}" if label else "persistence"
+        t_eff = info.get("effective_threshold", np.inf)
+        options = []
+        if not has_landmarks:
+            options.append(f"n_landmarks={min(500, max(n // 4, 2))} (fewer points, with a certified bottleneck bound)")
+        options.append(f"a smaller threshold=... (the complex now goes up to scale {t_eff:.4g})"
+                       if np.isfinite(t_eff) else "a finite threshold=...")
+        options.append("max_dim=0 (exact H0 by single linkage, seconds)" if max_dim >= 1 else "a lower max_dim")
+        warnings.warn(f"{what}: {n} points, about {info['n_simplices'][1]:.3g} edges and {cofaces:.3g} "
+                      f"{max_dim + 1}-simplices to scan, estimated {_fmt_seconds(fast)} to {_fmt_seconds(slow)} "
+                      f"and {_fmt_bytes(info['bytes'])}; cheaper: {'; '.join(options)}",
+                      CostWarning, stacklevel=3)
+    return fast, slow
+
+
 def check_complex_fits(D, *, n: int, max_dim: int, threshold: float, backend: str, limit: int) -> dict:
     """Estimate the complex and refuse it when it would not fit; returns the estimate."""
     counts, t_eff = estimate_simplices(D, max_dim, threshold)
