@@ -67,9 +67,9 @@ class SynthesisResult(Result):
         best = max(self.members, key=lambda m: m.coverage) if self.members else None
         reach = [m.name for m in self.members if m.coverage > self.target]
         headline = (f"At ε = {self.eps:g} ({self.norm} in {self.space}) the best single interpretation, "
-                    f"{best.name}, explains {best.coverage:.0%} of inputs "
-                    f"[{best.coverage_low:.0%}, {best.coverage_high:.0%}]; combined ({self.rule}) "
-                    f"{self.pluralism.coverage:.0%}; "
+                    f"{best.name}, explains {best.coverage:.1%} of inputs "
+                    f"[{best.coverage_low:.1%}, {best.coverage_high:.1%}]; combined ({self.rule}) "
+                    f"{self.pluralism.coverage:.1%}; "
                     + (f"above {self.target:g}: {', '.join(reach)}." if reach else f"none alone above {self.target:g}."))
         cols = ["coverage", "ci_low", "ci_high", "area", f"eps_for_{self.target:g}", "K", "budget", "ablation"]
         rows = [[m.coverage, m.coverage_low, m.coverage_high, m.area, m.eps_target, m.K, m.budget, m.ablation]
