@@ -6,6 +6,7 @@
 - :func:`sensitivity_profile` — attributions per layer, the loss Hessian's spectrum, κ, trace
 - :func:`circuit_graph` — circuit graph, top paths, learned sparse circuit
 - :func:`compare` / :func:`compare_many` — layer x layer similarity with statistics
+- :func:`dictionary_profile` — a sparse dictionary (SAE) trained on one layer: metrics, examples
 - :func:`proof_table` — compact proofs of max-of-K accuracy: bound against cost per strategy
 - :func:`concept_profile` — a concept's direction, R_c, τ_c and causal effect layer by layer
 - :func:`synthesis_profile` — interpretations judged by explanatory coverage, consistency K, their union
@@ -29,6 +30,8 @@ _ATTRS = {
     "compare_many": "topo_mi.pipelines.comparison",
     "ComparisonResult": "topo_mi.pipelines.comparison",
     "ManyComparisonResult": "topo_mi.pipelines.comparison",
+    "dictionary_profile": "topo_mi.pipelines.dictionaries",
+    "DictionaryProfile": "topo_mi.pipelines.dictionaries",
     "proof_table": "topo_mi.pipelines.guarantees",
     "ProofTable": "topo_mi.pipelines.guarantees",
     "concept_profile": "topo_mi.pipelines.causal",

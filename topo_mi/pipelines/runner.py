@@ -117,6 +117,7 @@ def _analysis_function(kind: str):
         "circuits": lambda: pipelines.circuit_graph,
         "compare": lambda: pipelines.compare,
         "lyapunov_gain": lambda: _lyapunov_gain_fn(),
+        "dictionary": lambda: pipelines.dictionary_profile,
         "guarantees": lambda: pipelines.proof_table,
         "differential": lambda: pipelines.sensitivity_profile,
         "causal": lambda: pipelines.concept_profile,
@@ -139,6 +140,7 @@ _SUPPLIED = {  # arguments the runner fills in itself
     "circuits": {"model", "data", "seed", "executor", "progress"},
     "compare": {"acts_a", "acts_b", "seed", "executor", "progress"},
     "lyapunov_gain": {"seed", "executor", "progress"},
+    "dictionary": {"acts", "seed", "progress", "model", "inputs", "tokens", "token_index", "tokenizer"},
     "guarantees": {"model", "seed", "progress"},
     "differential": {"model", "data", "layers", "seed", "executor", "progress"},
     "causal": {"model", "inputs", "labels", "sample_ids", "seed", "progress"},
@@ -333,7 +335,8 @@ def _collect(spec: dict, model, extra, dataset, *, seed: int, progress: bool):
     acts = tm.collect(model, inputs, layers=names, reduce=a.get("reduce", "last"),
                       batch_size=a.get("batch_size", 256), store=store, progress=progress,
                       labels=None if y is None else y[idx], sample_ids=idx,
-                      dataset_id=spec["dataset"]["name"], seed=seed)
+                      dataset_id=spec["dataset"]["name"], seed=seed,
+                      **({"tokenizer": extra} if extra is not None and a.get("reduce") == "tokens" else {}))
     if y is not None and acts.labels is None:
         from topo_mi.activations import Activations
 
@@ -606,6 +609,9 @@ def _run_analysis(kind, params, *, spec, models, acts_list, inputs, dataset, see
         return fn(model, inputs, **base, **params)
     if kind == "lyapunov_gain":
         return fn(**base, **params)
+    if kind == "dictionary":
+        model, extra = models[0][1], models[0][2]
+        return fn(acts_list[0], **base, model=model, inputs=inputs, **opt(tokenizer=extra), **params)
     if kind == "guarantees":
         return fn(models[0][1] if models else None, **base, **params)
     if kind == "differential":

@@ -39,7 +39,7 @@ except ImportError:  # pragma: no cover
     import tomli as tomllib
 
 ANALYSES = ("topology", "geometry", "dynamics", "circuits", "compare", "lyapunov_gain", "guarantees", "differential",
-            "causal", "synthesis")
+            "causal", "dictionary", "synthesis")
 
 # key -> (types, required, default, check) ; check(value) -> error text or None
 _num = (int, float)
@@ -66,9 +66,9 @@ def _int_list(v):
 
 
 def _reduce(v):
-    if v in ("last", "mean", "flatten") or (isinstance(v, int) and not isinstance(v, bool)):
+    if v in ("last", "mean", "flatten", "tokens") or (isinstance(v, int) and not isinstance(v, bool)):
         return None
-    return "'last', 'mean', 'flatten' or an integer token position"
+    return "'last', 'mean', 'flatten', 'tokens' (one sample per token) or an integer token position"
 
 
 def _choice(*opts):
@@ -193,7 +193,7 @@ def validate_spec(doc: dict, *, base_dir: Path | None = None) -> dict:
     analyses = out.get("analyses") or {}
     if not analyses:
         problems.append(("analyses", f"expected at least one analysis table among {', '.join(ANALYSES)}"))
-    needs_acts = {"topology", "geometry", "compare"} & set(analyses)
+    needs_acts = {"topology", "geometry", "compare", "dictionary"} & set(analyses)
     needs_model = {"dynamics", "circuits", "differential", "causal", "synthesis"} & set(analyses)
     if (needs_acts or needs_model) and "model" not in out:
         problems.append(("model", f"required by analyses {', '.join(sorted(needs_acts | needs_model))}"))
