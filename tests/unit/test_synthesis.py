@@ -494,3 +494,20 @@ def test_relative_scale_memory_is_checked_before_it_is_kept(net_x, monkeypatch):
     with pytest.raises(ResourceError, match="relative=False"):
         S.coverage(net, S.identity(net), x, relative=True)
     assert S.coverage(net, S.identity(net), x, relative=False, n_boot=0).coverage == 1.0
+
+
+def test_sae_from_topo_mi_dictionaries_spliced_in(planted_small):
+    from topo_mi import pipelines
+    from topo_mi.dictionaries import train_sae
+
+    net, x, _ = planted_small
+    with torch.no_grad():
+        h = net[:4](torch.as_tensor(x, dtype=torch.float32)).numpy()
+    sae = train_sae(h, kind="topk", d_sae=32, k=4, n_steps=50, batch_size=128, seed=0)
+    interp = S.dictionary(net, "3", sae, data=x)
+    r = S.coverage(net, interp, x, space="3", n_boot=0)
+    np.testing.assert_allclose(r.delta, np.linalg.norm(h - sae.reconstruct(h), axis=1), rtol=1e-4, atol=1e-5)
+    assert r.budget == pytest.approx(np.sqrt(np.mean(r.delta ** 2)), rel=1e-4) and r.name == "topk SAE 3"
+    res = pipelines.synthesis_profile(net, x, methods=("dictionary", "mean"), layer="3", dictionary_steps=30,
+                                      space="logits", norm="l2", n_boot=0)
+    assert res.members[0].method == "dictionary" and res.settings["dictionary"]["trained_here"]

@@ -68,9 +68,10 @@ subsample = 500
 [analyses.circuits]
 subsample = 2000
 
-# Coverage of the learned circuit, magnitude pruning at its size, a rank-r projection and the mean.
+# Coverage of the learned circuit, magnitude pruning at its size, a rank-r projection, a TopK SAE and the mean.
 [analyses.synthesis]
 subsample = 1000
+methods = ["circuit", "magnitude", "projection", "dictionary", "mean"]
 eps = 0.1
 n_boot = 500
 """

@@ -85,7 +85,7 @@ def _zoo_data(name: str, n_samples: int, seed: int):
 
 
 def single_method_coverage(models=("mlp-naitzat-d1-relu", "mlp-naitzat-d1-tanh", "mlp-digits"), *,
-                           methods=("circuit", "magnitude", "projection", "mean"), eps: float = 0.1,
+                           methods=("circuit", "magnitude", "projection", "dictionary", "mean"), eps: float = 0.1,
                            target: float = 0.8, space: str = "probs", norm: str = "l1", relative: bool = False,
                            n_samples: int = 1000,
                            n_boot: int = 500, steps: int = 300, l0: float = 0.5, variance: float = 0.9,
