@@ -12,7 +12,8 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'topo_mi.pipelines.synthesis' has no attribute {name!r}")
 
 
-def synthesis_profile(model, inputs, *, methods=("circuit", "magnitude", "projection", "mean"), layer=None,
+def synthesis_profile(model, inputs, *, methods=("circuit", "magnitude", "projection", "dictionary", "mean"),
+                      layer=None,
                       rank=None, variance: float = 0.9, circuit=None, dictionary=None, space: str = "probs",
                       norm: str = "l1", eps: float = 0.1, relative: bool = False, target: float = 0.8,
                       rule="any", n_boot: int = 1000, ci: float = 0.95, l0: float = 0.5, steps: int = 300,

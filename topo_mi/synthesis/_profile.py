@@ -120,7 +120,8 @@ def _train_dictionary(model, layer, x, d_sae, k, steps, seed, batch_size):
                      batch_size=min(batch_size, len(A)), seed=seed)
 
 
-def profile(model, inputs, *, methods=("circuit", "magnitude", "projection", "mean"), layer: str | None = None,
+def profile(model, inputs, *, methods=("circuit", "magnitude", "projection", "dictionary", "mean"),
+            layer: str | None = None,
             rank: int | None = None, variance: float = 0.9, circuit=None, dictionary=None,
             space: str = "probs", norm: str = "l1", eps: float = 0.1, relative: bool = False,
             target: float = 0.8, rule: Any = "any", n_boot: int = 1000, ci: float = 0.95, l0: float = 0.5,
