@@ -10,6 +10,7 @@
 - :func:`proof_table` — compact proofs of max-of-K accuracy: bound against cost per strategy
 - :func:`concept_profile` — a concept's direction, R_c, τ_c and causal effect layer by layer
 - :func:`superposition_profile` — toy models of superposition across sparsity, phase diagram, D*
+- :func:`synthesis_profile` — interpretations judged by explanatory coverage, consistency K, their union
 - :func:`run` — run a declarative TOML spec end to end (what ``topo-mi run`` calls)
 """
 from __future__ import annotations
@@ -38,6 +39,8 @@ _ATTRS = {
     "ConceptProfile": "topo_mi.pipelines.causal",
     "superposition_profile": "topo_mi.pipelines.superposition",
     "SuperpositionProfile": "topo_mi.pipelines.superposition",
+    "synthesis_profile": "topo_mi.pipelines.synthesis",
+    "SynthesisResult": "topo_mi.pipelines.synthesis",
     "run": "topo_mi.pipelines.runner",
     "RunResult": "topo_mi.pipelines.runner",
     "load_spec": "topo_mi.pipelines.spec",

@@ -67,6 +67,13 @@ subsample = 500
 
 [analyses.circuits]
 subsample = 2000
+
+# Coverage of the learned circuit, magnitude pruning at its size, a rank-r projection, a TopK SAE and the mean.
+[analyses.synthesis]
+subsample = 1000
+methods = ["circuit", "magnitude", "projection", "dictionary", "mean"]
+eps = 0.1
+n_boot = 500
 """
 
 
@@ -116,6 +123,7 @@ def _analysis_function(kind: str):
         "differential": lambda: pipelines.sensitivity_profile,
         "causal": lambda: pipelines.concept_profile,
         "superposition": lambda: pipelines.superposition_profile,
+        "synthesis": lambda: pipelines.synthesis_profile,
     }[kind]()
 
 
@@ -139,6 +147,7 @@ _SUPPLIED = {  # arguments the runner fills in itself
     "differential": {"model", "data", "layers", "seed", "executor", "progress"},
     "causal": {"model", "inputs", "labels", "sample_ids", "seed", "progress"},
     "superposition": {"seed", "executor", "progress"},
+    "synthesis": {"model", "inputs", "seed", "progress"},
 }
 
 _MODEL_ONLY = {"guarantees"}  # analyses that read the model's weights, not its activations
@@ -620,6 +629,8 @@ def _run_analysis(kind, params, *, spec, models, acts_list, inputs, dataset, see
                   **base, **params)
     if kind == "superposition":  # trains its own toy models: no dataset, model or activations
         return fn(**base, **params)
+    if kind == "synthesis":
+        return fn(models[0][1], inputs, **base, **params)
     raise InvalidParameterError(f"analyses: unknown analysis {kind!r}")  # pragma: no cover
 
 

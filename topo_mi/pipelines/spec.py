@@ -39,7 +39,7 @@ except ImportError:  # pragma: no cover
     import tomli as tomllib
 
 ANALYSES = ("topology", "geometry", "dynamics", "circuits", "compare", "lyapunov_gain", "guarantees", "differential",
-            "causal", "dictionary", "superposition")
+            "causal", "dictionary", "superposition", "synthesis")
 
 # key -> (types, required, default, check) ; check(value) -> error text or None
 _num = (int, float)
@@ -194,7 +194,7 @@ def validate_spec(doc: dict, *, base_dir: Path | None = None) -> dict:
     if not analyses:
         problems.append(("analyses", f"expected at least one analysis table among {', '.join(ANALYSES)}"))
     needs_acts = {"topology", "geometry", "compare", "dictionary"} & set(analyses)
-    needs_model = {"dynamics", "circuits", "differential", "causal"} & set(analyses)
+    needs_model = {"dynamics", "circuits", "differential", "causal", "synthesis"} & set(analyses)
     if (needs_acts or needs_model) and "model" not in out:
         problems.append(("model", f"required by analyses {', '.join(sorted(needs_acts | needs_model))}"))
     if (needs_acts or needs_model) and "dataset" not in out:
