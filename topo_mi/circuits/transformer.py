@@ -13,6 +13,22 @@ Following Gross et al., "Compact proofs of model performance via mechanistic int
 
 A model that computes the maximum attends to the largest token (EQKE increases along each row)
 and copies it (EVOU is diagonally dominant).
+
+Two conventions live here; say which one a number comes from:
+
+- :func:`attention_circuits` (also :func:`scaled_attention_circuits`): the matrices above, with the
+  ``1/sqrt(d_head)`` of the forward pass folded into EQKE/EQKP and *no* positional term on the
+  key/value side (the positional parts are EQKP and PVOU on their own);
+- :func:`seed_circuits`: the definitions of the paper's code (``gbmi/exp_max_of_n``) that its
+  proofs use, unscaled (``attn_scale = sqrt(d_head)`` is kept apart) and with the *mean*
+  positional embedding ``P̄ = mean_p W_pos[p]`` moved into the token part on the key/value side::
+
+      EQKE = (W_E + W_pos[-1]) W_Q W_Kᵀ (W_E + P̄)ᵀ      EQKP = (W_E + W_pos[-1]) W_Q W_Kᵀ (W_pos - P̄)ᵀ
+      EVOU = (W_E + P̄) W_V W_O W_U                      PVOU = (W_pos - P̄) W_V W_O W_U
+      EUPU = (W_E + W_pos[-1]) W_U
+
+  Both decompositions are exact: ``score(q, p, t) = (EQKE[q, t] + EQKP[q, p]) / attn_scale`` and
+  ``value(p, t) = EVOU[t] + PVOU[p]``.
 """
 from __future__ import annotations
 
@@ -122,7 +138,11 @@ class AttentionCircuits(Result):
 
 
 def attention_circuits(model, *, head: int = 0) -> AttentionCircuits:
-    """EQKE, EQKP, EVOU, PVOU and the direct path of one head (Gross et al., 2024).
+    """EQKE, EQKP, EVOU, PVOU and the direct path of one head, scaled convention (Gross et al., 2024).
+
+    EQKE and EQKP include the forward pass's ``1/sqrt(d_head)``; the key/value token terms carry no
+    positional embedding. For the paper code's definitions (unscaled, mean positional term on the
+    key/value side), which the proofs of :mod:`topo_mi.guarantees` use, see :func:`seed_circuits`.
 
     Parameters
     ----------
@@ -143,6 +163,59 @@ def attention_circuits(model, *, head: int = 0) -> AttentionCircuits:
     qk = Eq @ Q @ K.T
     return AttentionCircuits(eqke=qk @ E.T * scale, eqkp=qk @ P.T * scale, evou=E @ V @ O @ U,
                              pvou=P @ V @ O @ U, direct=Eq @ U, head=int(head))
+
+
+scaled_attention_circuits = attention_circuits  # the explicit name of the scaled convention
+
+
+@result_dataclass
+class SeedCircuits(Result):
+    """Path matrices of one head in the convention of the paper's code (see the module docstring).
+
+    Attributes
+    ----------
+    eqke : ndarray (d_vocab, d_vocab)
+        ``(W_E + W_pos[-1]) W_Q W_Kᵀ (W_E + P̄)ᵀ``, unscaled: query token (rows) by key token.
+    eqkp : ndarray (d_vocab, n_ctx)
+        ``(W_E + W_pos[-1]) W_Q W_Kᵀ (W_pos - P̄)ᵀ``: query token by key position.
+    evou : ndarray (d_vocab, d_vocab)
+        ``(W_E + P̄) W_V W_O W_U``: attended token (rows) by output logit.
+    pvou : ndarray (n_ctx, d_vocab)
+        ``(W_pos - P̄) W_V W_O W_U``: attended position by output logit.
+    eupu : ndarray (d_vocab, d_vocab)
+        ``(W_E + W_pos[-1]) W_U``: the direct path of the query token.
+    attn_scale : float
+        ``sqrt(d_head)``; the attention score is ``(EQKE[q, t] + EQKP[q, p]) / attn_scale``.
+    head : int
+    """
+
+    eqke: np.ndarray
+    eqkp: np.ndarray
+    evou: np.ndarray
+    pvou: np.ndarray
+    eupu: np.ndarray
+    attn_scale: float
+    head: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        return {"d_vocab": int(self.eqke.shape[0]), "n_ctx": int(self.eqkp.shape[1]),
+                "attn_scale": float(self.attn_scale), "head": self.head}
+
+
+def seed_circuits(model, *, head: int = 0) -> SeedCircuits:
+    """EQKE, EQKP, EVOU, PVOU and EUPU exactly as the paper's code defines them (float64).
+
+    Unlike :func:`attention_circuits`, EQKE is not divided by ``sqrt(d_head)`` and the mean
+    positional embedding is part of the key/value token term (module docstring).
+    """
+    w = _weights(model, head)
+    E, P, Q, K, V, O, U = (w[k] for k in "EPQKVOU")
+    pbar = P.mean(axis=0)
+    Eq = E + P[-1]
+    qk = Eq @ Q @ K.T
+    vou = V @ O @ U
+    return SeedCircuits(eqke=qk @ (E + pbar).T, eqkp=qk @ (P - pbar).T, evou=(E + pbar) @ vou,
+                        pvou=(P - pbar) @ vou, eupu=Eq @ U, attn_scale=math.sqrt(Q.shape[1]), head=int(head))
 
 
 # -- graph ----------------------------------------------------------------------------------------
@@ -360,6 +433,18 @@ def _brute_force(model, method, batch_size, progress, d_vocab, n_ctx, total) -> 
     return correct / total
 
 
+def free_grid_max(d_vocab: int, n_free: int):
+    """``out[t_1, .., t_f] = max(t_1, .., t_f)`` over a (d_vocab,) * n_free grid (torch long)."""
+    import torch
+
+    grid_max = torch.zeros((d_vocab,) * n_free, dtype=torch.long)
+    for f in range(n_free):
+        shape = [1] * n_free
+        shape[f] = d_vocab
+        grid_max = torch.maximum(grid_max, torch.arange(d_vocab).reshape(shape))
+    return grid_max
+
+
 def _brute_force_one_head(model, progress: bool) -> int | None:
     """Count correct sequences for one head without materialising per-sequence logits.
 
@@ -379,11 +464,7 @@ def _brute_force_one_head(model, progress: bool) -> int | None:
     keys = n_ctx - 1                                                  # positions before the query
     n_free = min(2, keys)
     rest = keys - n_free
-    grid_max = torch.zeros((dv,) * n_free, dtype=torch.long)
-    for f in range(n_free):
-        shape = [1] * n_free
-        shape[f] = dv
-        grid_max = torch.maximum(grid_max, torch.arange(dv).reshape(shape))
+    grid_max = free_grid_max(dv, n_free)
     correct = 0
     queries = range(dv)
     if progress:
@@ -434,5 +515,5 @@ def sampled_accuracy(model, *, n_samples: int = 100_000, seed: int = 0, batch_si
     return correct / n_samples
 
 
-__all__ = ["AttentionCircuits", "attention_circuits", "transformer_graph", "brute_force_accuracy",
+__all__ = ["AttentionCircuits", "attention_circuits", "scaled_attention_circuits", "SeedCircuits", "seed_circuits", "transformer_graph", "brute_force_accuracy",
            "sampled_accuracy", "last_position_logits"]

@@ -5,6 +5,7 @@
 - :func:`stability_profile` — layer Jacobians, finite-time Lyapunov exponents, spectra
 - :func:`circuit_graph` — circuit graph, top paths, learned sparse circuit
 - :func:`compare` / :func:`compare_many` — layer x layer similarity with statistics
+- :func:`proof_table` — compact proofs of max-of-K accuracy: bound against cost per strategy
 - :func:`run` — run a declarative TOML spec end to end (what ``topo-mi run`` calls)
 """
 from __future__ import annotations
@@ -23,6 +24,8 @@ _ATTRS = {
     "compare_many": "topo_mi.pipelines.comparison",
     "ComparisonResult": "topo_mi.pipelines.comparison",
     "ManyComparisonResult": "topo_mi.pipelines.comparison",
+    "proof_table": "topo_mi.pipelines.guarantees",
+    "ProofTable": "topo_mi.pipelines.guarantees",
     "run": "topo_mi.pipelines.runner",
     "RunResult": "topo_mi.pipelines.runner",
     "load_spec": "topo_mi.pipelines.spec",

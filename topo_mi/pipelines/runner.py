@@ -13,6 +13,7 @@ folder is refused unless ``force=True``.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import os
@@ -110,6 +111,7 @@ def _analysis_function(kind: str):
         "circuits": lambda: pipelines.circuit_graph,
         "compare": lambda: pipelines.compare,
         "lyapunov_gain": lambda: _lyapunov_gain_fn(),
+        "guarantees": lambda: pipelines.proof_table,
     }[kind]()
 
 
@@ -128,7 +130,10 @@ _SUPPLIED = {  # arguments the runner fills in itself
     "circuits": {"model", "data", "seed", "executor", "progress"},
     "compare": {"acts_a", "acts_b", "seed", "executor", "progress"},
     "lyapunov_gain": {"seed", "executor", "progress"},
+    "guarantees": {"model", "seed", "progress"},
 }
+
+_MODEL_ONLY = {"guarantees"}  # analyses that read the model's weights, not its activations
 
 
 def check_analysis_params(spec: dict) -> None:
@@ -371,14 +376,17 @@ def run(spec_or_path: Any, *, out=None, executor=None, force: bool = False, seed
             with steps("model"):
                 models = _build_models(spec, dataset, seed, base_dir, progress)
                 results["model"] = {"models": [m[0] for m in models]}
-            with steps("activations"):
+            needs_acts = any(kind not in _MODEL_ONLY for kind in spec["analyses"])
+            with steps("activations") if needs_acts else contextlib.nullcontext():
                 acts_list, inputs_list = [], []
-                for _, model, extra in models:
+                for _, model, extra in (models if needs_acts else []):
                     acts, inputs = _collect(spec, model, extra, dataset, seed=seed, progress=progress)
                     acts_list.append(acts)
                     inputs_list.append(inputs)
-                inputs = inputs_list[0]
-                results["activations"] = {"layers": acts_list[0].layers, "n_samples": acts_list[0].n_samples}
+                if needs_acts:
+                    inputs = inputs_list[0]
+                    results["activations"] = {"layers": acts_list[0].layers,
+                                              "n_samples": acts_list[0].n_samples}
         for kind, params in spec["analyses"].items():
             with steps(kind):
                 res = _run_analysis(kind, params, spec=spec, models=models, acts_list=acts_list, inputs=inputs,
@@ -541,6 +549,8 @@ def _run_analysis(kind, params, *, spec, models, acts_list, inputs, dataset, see
         return fn(model, inputs, **base, **params)
     if kind == "lyapunov_gain":
         return fn(**base, **params)
+    if kind == "guarantees":
+        return fn(models[0][1] if models else None, **base, **params)
     raise InvalidParameterError(f"analyses: unknown analysis {kind!r}")  # pragma: no cover
 
 

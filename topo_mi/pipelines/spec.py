@@ -38,7 +38,7 @@ try:  # Python >= 3.11
 except ImportError:  # pragma: no cover
     import tomli as tomllib
 
-ANALYSES = ("topology", "geometry", "dynamics", "circuits", "compare", "lyapunov_gain")
+ANALYSES = ("topology", "geometry", "dynamics", "circuits", "compare", "lyapunov_gain", "guarantees")
 
 # key -> (types, required, default, check) ; check(value) -> error text or None
 _num = (int, float)
