@@ -275,7 +275,10 @@ def _collect(spec: dict, model, extra, dataset, *, seed: int, progress: bool):
 
         sub = X[idx]
         inputs = torch.as_tensor(sub, dtype=torch.long if sub.dtype.kind in "iu" else torch.float32)
-    key = hashlib.sha256("|".join([model_fingerprint(model), hash_batch(inputs), ",".join(names),
+    from topo_mi.activations._store import STORE_FORMAT
+
+    # the store format is part of the key: caches written by an older format are not reused
+    key = hashlib.sha256("|".join([STORE_FORMAT, model_fingerprint(model), hash_batch(inputs), ",".join(names),
                                    str(a.get("reduce")), str(a.get("batch_size"))]).encode()).hexdigest()[:24]
     store = data_home() / "activations" / key if a.get("cache", True) else None
     acts = tm.collect(model, inputs, layers=names, reduce=a.get("reduce", "last"),
