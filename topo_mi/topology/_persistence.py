@@ -223,8 +223,10 @@ def _landmarks(X, metric, n, method, seed, hop_full):
     if metric in ("euclidean", "cosine", "correlation"):
         Y = X if metric == "euclidean" else mt.unit_rows(X, metric)
         if method == "maxmin":
-            with _one_blas_thread():  # one memory-bound matrix-vector product per landmark
-                idx, r = maxmin_landmarks(Y, n, seed=seed, start=0 if seed is None else None)
+            from topo_mi.topology._landmarks import greedy_permutation
+
+            start = 0 if seed is None else int(np.random.default_rng(seed).integers(Y.shape[0]))
+            idx, _, r, _ = greedy_permutation(Y, n, start=start)
         else:
             idx = random_subsample(Y.shape[0], n, seed=seed)
             r = _cover_radius_points(Y, idx)
@@ -250,8 +252,12 @@ _CONTROLLER = []
 
 
 def _one_blas_thread():
-    """Limit BLAS to one thread: matrix-vector products are memory bound and extra BLAS threads
-    only wait on each other (3x slower on a busy 2-core machine in our measurements); after a
+    return _blas_threads(1)
+
+
+def _blas_threads(n: int):
+    """Limit BLAS to ``n`` threads. One thread for matrix-vector products: they are memory
+    bound and extra BLAS threads only wait on each other (3x slower on a busy 2-core machine in our measurements); after a
     multi-threaded product, OpenBLAS threads keep spinning and steal the core the Rips backend
     runs on."""
     import contextlib
@@ -264,7 +270,7 @@ def _one_blas_thread():
         except ImportError:  # pragma: no cover - scikit-learn brings threadpoolctl
             _CONTROLLER.append(None)
     ctl = _CONTROLLER[0]
-    return contextlib.nullcontext() if ctl is None else ctl.limit(limits=1, user_api="blas")
+    return contextlib.nullcontext() if ctl is None else ctl.limit(limits=n, user_api="blas")
 
 
 def _cover_radius_points(Y, idx, block: int = 4096) -> float:
