@@ -67,3 +67,77 @@ def test_persistence_diagrams_unchanged_by_the_fast_landmarks():
     assert res.cover_radius == pytest.approx(ref_r, rel=1e-6)
     ref = persistence(X[ref_idx], max_dim=1)
     assert np.max(bottleneck(res, ref)) == 0.0
+
+
+# -- max_error -------------------------------------------------------------------------------------
+def _noisy_circle(n, seed=0, dim=3):
+    rng = np.random.default_rng(seed)
+    t = rng.uniform(0, 2 * np.pi, n)
+    return np.c_[np.cos(t), np.sin(t), 0.08 * rng.normal(size=(n, dim - 2))]
+
+
+@pytest.mark.parametrize("route,target", [("landmarks", 0.4), ("sparse", 0.3), ("exact", 0.1), ("auto", 0.4)])
+def test_certified_bound_holds_against_the_exact_diagrams(route, target):
+    X = _noisy_circle(350, seed=1)
+    exact = persistence(X, max_dim=1)
+    res = persistence(X, max_dim=1, max_error=target, route=route)
+    assert res.route == (route if route != "auto" else "landmarks")
+    assert res.error_bounds[0] == 0.0  # H0 exact via the spanning tree
+    np.testing.assert_array_equal(res.diagrams[0], exact.diagrams[0])
+    assert res.error_bounds[1] <= target * (1 + 1e-6)
+    d1 = bottleneck(res, exact, dim=1)
+    assert d1 <= res.error_bounds[1] + 1e-12
+    if route == "exact":
+        assert d1 == 0.0 and res.error_bounds[1] == 0.0
+    s = res.summary()
+    assert s["route"] == res.route and s["certified_bars_H1"] == res.n_certified(1) >= 1  # the circle
+    assert s["bound_H1"] == res.error_bounds[1]
+
+
+def test_sparse_route_bound_holds_in_every_dimension_and_relative_target():
+    X = _noisy_circle(250, seed=3)
+    exact = persistence(X, max_dim=1)
+    res = persistence(X, max_dim=1, max_relative_error=0.15, route="sparse")
+    assert res.route == "sparse" and res.max_error > 0
+    from topo_mi.topology._certified import central_radius
+
+    assert res.max_error == pytest.approx(0.15 * central_radius(X))
+    assert bottleneck(res, exact, dim=1) <= res.error_bounds[1]
+    # the sparse diagrams alone (H0 included) obey the bound too
+    from topo_mi.topology._certified import _sparse_rips
+
+    dg, _ = _sparse_rips(X, 0.15, 1, 2)
+    assert bottleneck(dg[0], exact.diagrams[0]) <= res.error_bounds[1]
+
+
+def test_mst_h0_equals_the_rips_h0_exactly():
+    X = np.random.default_rng(5).normal(size=(300, 8))
+    rips = persistence(X, max_dim=1, backend="gudhi")
+    h0 = persistence(X, max_dim=0, max_error=0.0)
+    assert h0.route == "mst" and h0.error_bounds == (0.0,)
+    np.testing.assert_array_equal(h0.diagrams[0], rips.diagrams[0])
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"max_error": -1.0}, "max_error"),
+    ({"max_error": 0.1, "max_relative_error": 0.1}, "max_relative_error"),
+    ({"max_relative_error": 2.0}, "max_relative_error"),
+    ({"max_error": 0.1, "n_landmarks": 10}, "n_landmarks"),
+    ({"max_error": 0.1, "threshold": 1.0}, "threshold"),
+    ({"max_error": 0.1, "metric": "cosine"}, "metric"),
+    ({"route": "landmarks"}, "route"),
+    ({"max_error": 0.1, "route": "fast"}, "route"),
+])
+def test_max_error_parameter_errors(kwargs, match):
+    from topo_mi.errors import TopoMIError
+
+    with pytest.raises(TopoMIError, match=match):
+        persistence(_noisy_circle(30), **kwargs)
+
+
+def test_certified_result_round_trips(tmp_path):
+    res = persistence(_noisy_circle(120), max_dim=1, max_error=0.5)
+    res.save(tmp_path / "r")
+    back = type(res).load(tmp_path / "r")
+    assert back.route == res.route and tuple(back.error_bounds) == res.error_bounds
+    assert back.n_certified(1) == res.n_certified(1) and back.max_error == res.max_error

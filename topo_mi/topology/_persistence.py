@@ -59,7 +59,8 @@ def _resolve_seed(seed):
 
 def persistence(X, *, max_dim: int = 1, metric: str = "euclidean", backend: str = "auto", coeff: int = 2,
                 threshold: float | None = None, n_landmarks: int | None = None, landmarks: str = "maxmin",
-                seed=None, k: int | None = None, memory_limit: int | None = None) -> PersistenceResult:
+                seed=None, k: int | None = None, memory_limit: int | None = None, max_error: float | None = None,
+                max_relative_error: float | None = None, route: str = "auto") -> PersistenceResult:
     """Vietoris–Rips persistent homology, H_0..H_max_dim over Z/coeff.
 
     The complex at scale ``s`` is ``{σ ⊂ X : diam(σ) <= s}``; a bar ``[b, d)`` is a class born
@@ -99,6 +100,21 @@ def persistence(X, *, max_dim: int = 1, metric: str = "euclidean", backend: str 
         Picks the first max–min landmark (None: the first point) or the random landmarks.
     k : int
         Neighbours for ``metric="knn_geodesic"`` (required there, refused elsewhere).
+    max_error : float, optional
+        Ask for diagrams certified within this bottleneck distance of the exact diagrams of all
+        the points (Euclidean point clouds); topo_mi picks the cheapest certified route and
+        reports it with the bound per dimension (``route``, ``error_bounds``, and in
+        ``summary()`` the bound relative to the longest bars and the bars certified as real).
+        H0 is exact (minimum spanning tree of all points) whenever their distance matrix fits.
+        Not with ``n_landmarks`` or a finite ``threshold``.
+    max_relative_error : float, optional
+        The same target as a fraction of the cloud's scale ``R = max_u |u − x_c|`` (``x_c``
+        the point nearest the mean; ``diameter / 2 <= R <= diameter``), so the bound is at most
+        this fraction of the diameter.
+    route : {"auto", "exact", "landmarks", "sparse"}
+        With a target: ``auto`` takes max–min landmarks when half the points or fewer meet it,
+        else all points when their complex fits, else gudhi's sparse Rips (see
+        :mod:`topo_mi.topology._certified` for the guarantees and their papers).
     memory_limit : int, optional
         Bytes the computation may use (default: 75 % of the memory available now). The size of
         the complex is estimated first; what would not fit is refused with a
@@ -135,6 +151,29 @@ def persistence(X, *, max_dim: int = 1, metric: str = "euclidean", backend: str 
         fail("backend", "'mst' only with max_dim=0 (it computes H0 only)", backend)
     seed_int = _resolve_seed(seed)
     limit = rs.default_memory_limit() if memory_limit is None else check_int("memory_limit", memory_limit, min_value=1)
+    from topo_mi.topology import _certified as cert
+
+    kind, target, route = cert.parse_target(max_error, max_relative_error, route)
+    if kind is not None:
+        if metric != "euclidean":
+            fail("metric", "'euclidean' with max_error / max_relative_error", metric)
+        if n_landmarks is not None:
+            fail("n_landmarks", "None with max_error (the certified route picks the landmarks)", n_landmarks)
+        if np.isfinite(threshold):
+            fail("threshold", "None with max_error (the bound is for the whole filtration)", threshold)
+        if backend not in ("auto", "gudhi"):
+            fail("backend", "'auto' or 'gudhi' with max_error", backend)
+        X = check_point_cloud(_single_layer(X), "X", min_points=2)
+        dgms, bounds, used, idx, cover, info = cert.certified_persistence(
+            X, max_dim=max_dim, coeff=coeff, target=target, kind=kind, route=route, limit=limit)
+        return PersistenceResult(
+            diagrams=dgms, max_dim=max_dim, metric=metric, backend="mst" if used == "mst" else "gudhi",
+            coeff=coeff, threshold=float("inf"), n_points=int(X.shape[0]), landmark_indices=idx,
+            landmark_method=None if idx is None else "maxmin", cover_radius=float(cover),
+            bottleneck_bound=float(max(bounds)), seed=None, elapsed_s=time.perf_counter() - t0,
+            timings={}, route=used, error_bounds=tuple(float(b) for b in bounds),
+            max_error=info["target"],
+        )
 
     # -- input -----------------------------------------------------------------------------------
     X = _single_layer(X)
