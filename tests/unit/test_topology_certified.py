@@ -141,3 +141,37 @@ def test_certified_result_round_trips(tmp_path):
     back = type(res).load(tmp_path / "r")
     assert back.route == res.route and tuple(back.error_bounds) == res.error_bounds
     assert back.n_certified(1) == res.n_certified(1) and back.max_error == res.max_error
+
+
+# -- the memory guard --------------------------------------------------------------------------------
+def test_measure_peak_sees_an_allocation():
+    from topo_mi.topology import _resources as rs
+
+    def alloc():
+        a = np.ones(25_000_000)  # 200 MB, touched
+        return float(a[::4096].sum())
+
+    _, b = rs.measure_peak(alloc)
+    if b is None:
+        pytest.skip("the kernel does not let the peak be reset here")
+    assert 0.9 * 200e6 <= b <= 1.5 * 200e6
+
+
+def test_guard_pilots_and_refuses_what_the_edge_count_would_let_through():
+    from topo_mi.errors import ResourceError
+    from topo_mi.topology import _metrics as mt
+    from topo_mi.topology import _resources as rs
+
+    X = _noisy_circle(420, seed=2, dim=16)
+    D = mt.distance_matrix_of(X, "euclidean")
+    counted = rs.check_complex_fits(D, n=420, max_dim=1, threshold=np.inf, backend="gudhi", limit=1 << 62,
+                                    pilot=False)
+    piloted = rs.check_complex_fits(D, n=420, max_dim=1, threshold=np.inf, backend="gudhi", limit=1 << 62,
+                                    pilot=True)
+    if piloted["piloted_bytes"] is None:
+        pytest.skip("the kernel does not let the peak be reset here")
+    assert piloted["bytes"] >= counted["bytes"] and piloted["piloted_bytes"] > 0
+    limit = int(0.5 * (counted["bytes"] + piloted["bytes"]))
+    if piloted["bytes"] > counted["bytes"] * 1.01:
+        with pytest.raises(ResourceError, match="n_landmarks"):
+            rs.check_complex_fits(D, n=420, max_dim=1, threshold=np.inf, backend="gudhi", limit=limit, pilot=True)

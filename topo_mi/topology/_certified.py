@@ -89,10 +89,12 @@ def certified_persistence(X, *, max_dim, coeff, target, kind, route, limit):
         if route == "auto":
             met = 2.0 * cover <= tau * (1 + 1e-9)
             chosen = "landmarks" if met and len(idx) < N else None
+    checked = False
     if chosen is None and D is not None:
         try:
-            rs.check_complex_fits(D, n=N, max_dim=max_dim, threshold=np.inf, backend="gudhi", limit=limit)
-            chosen = "exact"
+            rs.check_complex_fits(D, n=N, max_dim=max_dim, threshold=np.inf, backend="gudhi", limit=limit,
+                                  coeff=coeff)
+            chosen, checked = "exact", True
         except ResourceError:
             chosen = "sparse"
     elif chosen is None:
@@ -101,7 +103,9 @@ def certified_persistence(X, *, max_dim, coeff, target, kind, route, limit):
     if chosen == "exact":
         if D is None:
             rs.check_dense_fits(N, backend="gudhi", limit=limit)
-        rs.check_complex_fits(D, n=N, max_dim=max_dim, threshold=np.inf, backend="gudhi", limit=limit)
+        if not checked:
+            rs.check_complex_fits(D, n=N, max_dim=max_dim, threshold=np.inf, backend="gudhi", limit=limit,
+                                  coeff=coeff)
         dgms = bk.canonical_diagrams(bk.run_backend("gudhi", D, n=N, max_dim=max_dim, threshold=np.inf,
                                                     coeff=coeff), max_dim)
         return dgms, [0.0] * (max_dim + 1), "exact", None, 0.0, info
@@ -111,7 +115,8 @@ def certified_persistence(X, *, max_dim, coeff, target, kind, route, limit):
         del D
         Y = X if idx is None else X[idx]
         DL = mt.distance_matrix_of(Y, "euclidean")
-        rs.check_complex_fits(DL, n=len(DL), max_dim=max_dim, threshold=np.inf, backend="gudhi", limit=limit)
+        rs.check_complex_fits(DL, n=len(DL), max_dim=max_dim, threshold=np.inf, backend="gudhi", limit=limit,
+                              coeff=coeff)
         dgms = bk.canonical_diagrams(bk.run_backend("gudhi", DL, n=len(DL), max_dim=max_dim, threshold=np.inf,
                                                     coeff=coeff), max_dim)
         b = 0.0 if idx is None else 2.0 * cover

@@ -231,7 +231,8 @@ def persistence(X, *, max_dim: int = 1, metric: str = "euclidean", backend: str 
 
     t2 = time.perf_counter()
     timings["distances"] = t2 - t1
-    rs.check_complex_fits(D, n=n, max_dim=max_dim, threshold=threshold, backend=run_backend, limit=limit)
+    rs.check_complex_fits(D, n=n, max_dim=max_dim, threshold=threshold, backend=run_backend, limit=limit,
+                          coeff=coeff)
     t3 = time.perf_counter()
     timings["estimate"] = t3 - t2
 
