@@ -49,6 +49,11 @@ def knn(X: np.ndarray, k: int, *, algorithm: str = "auto", n_jobs: int | None = 
 
 
 _NND_READY = []
+# Neighbours per point in the NN-descent graph (only the first k are kept): on 100,000 x 128
+# points of a 10-dimensional latent, TwoNN's two neighbours were exact for 80 % of the points
+# with a graph of 4 (1.9 s, TwoNN 2.8 % off exact), 93 % with 8 (3.0 s, 0.7 % off) and 99 % with
+# 12 (6.6 s, 0.07 % off).
+_NND_GRAPH = 10
 
 
 def enable_numba_cache(package: str, modules) -> None:
@@ -100,7 +105,8 @@ def approximate_knn(X: np.ndarray, k: int, *, seed: int = 0) -> tuple[np.ndarray
     busy machine; the on-disk numba cache shortens later processes)."""
     pynndescent = import_pynndescent()
     n = X.shape[0]
-    index = pynndescent.NNDescent(np.ascontiguousarray(X, dtype=np.float32), n_neighbors=min(n, k + 1),
+    index = pynndescent.NNDescent(np.ascontiguousarray(X, dtype=np.float32),
+                                  n_neighbors=min(n, max(k + 1, _NND_GRAPH)),
                                   random_state=seed, n_jobs=1, compressed=True)
     ind, _ = index.neighbor_graph
     ind = np.asarray(ind, dtype=np.int64)

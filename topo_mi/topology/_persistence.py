@@ -94,7 +94,9 @@ def persistence(X, *, max_dim: int = 1, metric: str = "euclidean", backend: str 
         and the guaranteed bottleneck bound ``2r`` to the diagrams of all points (for cosine and
         correlation, computed on the unit sphere: ``2 r_c M`` with ``r_c`` the chordal cover
         radius and ``M <= 2`` the chordal diameter, as ``1 − cos = chord² / 2``). Points are never
-        subsampled unless asked.
+        subsampled unless asked. The greedy permutation runs in float32 blocks through BLAS, ties
+        going to the lowest index (:mod:`topo_mi.topology._landmarks`); its cover radius is
+        recomputed in float64.
     landmarks : {"maxmin", "random"}
     seed : int, Generator or None
         Picks the first max–min landmark (None: the first point) or the random landmarks.
@@ -297,9 +299,9 @@ def _one_blas_thread():
 
 def _blas_threads(n: int):
     """Limit BLAS to ``n`` threads. One thread for matrix-vector products: they are memory
-    bound and extra BLAS threads only wait on each other (3x slower on a busy 2-core machine in our measurements); after a
-    multi-threaded product, OpenBLAS threads keep spinning and steal the core the Rips backend
-    runs on."""
+    bound and extra BLAS threads only wait on each other (3x slower on a busy 2-core machine in
+    our measurements); after a multi-threaded product, OpenBLAS threads keep spinning and steal
+    the core the Rips backend runs on."""
     import contextlib
 
     if not _CONTROLLER:
