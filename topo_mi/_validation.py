@@ -134,6 +134,11 @@ def as_array(X: Any, name: str = "X"):
 
 def check_finite(name: str, X: np.ndarray, *, what: str = "values") -> None:
     if X.dtype.kind in "fc":
+        # one cheap reduction first: a finite sum means every entry is finite (a NaN or an inf
+        # makes the sum NaN or inf); only a non-finite sum (or an overflow) needs the exact count
+        with np.errstate(over="ignore", invalid="ignore"):
+            if X.size and np.isfinite(X.sum(dtype=np.float64)):
+                return
         finite = np.isfinite(X)
         if not finite.all():
             bad = int((~finite).sum())

@@ -23,6 +23,11 @@ def main() -> None:
     umap.UMAP(n_neighbors=10, n_components=2, random_state=0, n_epochs=20).fit_transform(X)
     umap.UMAP(n_neighbors=10, n_components=2, n_epochs=20).fit_transform(X)  # parallel code path
     print(f"umap warmed in {time.perf_counter() - t0:.1f}s")
+    t1 = time.perf_counter()
+    from topo_mi.geometry._neighbors import approximate_knn
+
+    approximate_knn(X.astype(np.float64), 3)  # pynndescent's kernels, for neighbors="approximate"
+    print(f"pynndescent warmed in {time.perf_counter() - t1:.1f}s")
 
 
 if __name__ == "__main__":

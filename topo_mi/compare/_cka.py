@@ -126,12 +126,20 @@ def _debias(xty: float, sx: np.ndarray, sy: np.ndarray, nx: float, ny: float, n:
     return xty - n / (n - 2.0) * float(sx @ sy) + nx * ny / ((n - 1.0) * (n - 2.0))
 
 
-def _linear_cka_features(Xc: np.ndarray, Yc: np.ndarray, debiased: bool) -> float:
-    """Linear CKA from centred features in O(n·(d_x + d_y)²) time and O((d_x + d_y)²) memory."""
+def _linear_cka_features(Xc: np.ndarray, Yc: np.ndarray, debiased: bool, *, check: bool = False) -> float:
+    """Linear CKA from centred features in O(n·(d_x + d_y)²) time and O((d_x + d_y)²) memory.
+
+    Three BLAS products (``XᵀX`` and ``YᵀY`` as symmetric rank-k updates); ``check`` refuses a
+    constant representation from the traces of the small Gram matrices (no extra pass over the data).
+    """
     n = Xc.shape[0]
-    xty = float(np.square(Xc.T @ Yc).sum())
-    xx = float(np.square(Xc.T @ Xc).sum())
-    yy = float(np.square(Yc.T @ Yc).sum())
+    Gxx, Gyy = Xc.T @ Xc, Yc.T @ Yc
+    if check:
+        check_not_constant("X", Xc, sq_norm=float(np.trace(Gxx)))
+        check_not_constant("Y", Yc, sq_norm=float(np.trace(Gyy)))
+    xty = _sq_frobenius(Xc.T @ Yc)
+    xx = _sq_frobenius(Gxx)
+    yy = _sq_frobenius(Gyy)
     if debiased:
         sx = np.einsum("ij,ij->i", Xc, Xc)
         sy = np.einsum("ij,ij->i", Yc, Yc)
@@ -140,6 +148,11 @@ def _linear_cka_features(Xc: np.ndarray, Yc: np.ndarray, debiased: bool) -> floa
         xx = _debias(xx, sx, sx, nx, nx, n)
         yy = _debias(yy, sy, sy, ny, ny, n)
     return _ratio(xty, xx, yy)
+
+
+def _sq_frobenius(G: np.ndarray) -> float:
+    flat = G.reshape(-1)
+    return float(np.dot(flat, flat))
 
 
 def _ratio(xy: float, xx: float, yy: float) -> float:
@@ -193,7 +206,7 @@ def cka(X, Y, *, kernel: str = "linear", sigma: float = 0.8, debiased: bool = Fa
         When a Gram matrix would exceed the memory budget (use the linear kernel or
         :func:`minibatch_cka`).
     """
-    X, Y = check_pair(X, Y, min_points=2)
+    X, Y = check_pair(X, Y, min_points=2, keep_float32=kernel == "linear")
     if X.shape[0] < 4:
         # centred, n points span at most n - 1 dimensions: with 2 samples every pair of
         # representations has CKA 1 and with 3 the value is dominated by that degeneracy
@@ -207,11 +220,11 @@ def cka(X, Y, *, kernel: str = "linear", sigma: float = 0.8, debiased: bool = Fa
     n = X.shape[0]
     if kernel == "linear":
         Xc, Yc = center_columns(X), center_columns(Y)
-        check_not_constant("X", Xc)
-        check_not_constant("Y", Yc)
         if form == "features" or (form == "auto" and (features_cheaper(n, X.shape[1], Y.shape[1])
                                                      or 8 * n * n > _gram_budget())):
-            return _linear_cka_features(Xc, Yc, debiased)
+            return _linear_cka_features(Xc, Yc, debiased, check=True)
+        check_not_constant("X", Xc)
+        check_not_constant("Y", Yc)
         X, Y = Xc, Yc
     elif form == "features":
         fail("form", "'auto' or 'gram' with the rbf kernel (only the linear kernel has a feature form)", form)

@@ -3,17 +3,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from topo_mi._validation import check_point_cloud, fail
+from topo_mi._validation import as_array, check_point_cloud, fail
 from topo_mi.errors import ResourceError
 
 # Largest n x n float64 matrix a Gram-based index builds (2 GiB: n is about 16,000).
 MAX_GRAM_BYTES = 2 * 1024**3
 
 
-def check_pair(X, Y, *, min_points: int = 2, names: tuple[str, str] = ("X", "Y")):
-    """Validate two representations of the same samples: float64 2-D arrays with equal rows."""
-    X = check_point_cloud(X, names[0], min_points=min_points)
-    Y = check_point_cloud(Y, names[1], min_points=min_points)
+def check_pair(X, Y, *, min_points: int = 2, names: tuple[str, str] = ("X", "Y"), keep_float32: bool = False):
+    """Validate two representations of the same samples: 2-D float arrays with equal rows.
+
+    float64 copies, except that ``keep_float32=True`` passes float32 arrays through unchanged (for
+    callers whose next step, :func:`center_columns`, writes float64 anyway: one pass, no extra copy).
+    """
+    def one(A, name):
+        arr = as_array(A, name)
+        keep = keep_float32 and getattr(arr, "dtype", None) == np.float32
+        return check_point_cloud(arr, name, min_points=min_points, dtype=np.float32 if keep else np.float64)
+
+    X = one(X, names[0])
+    Y = one(Y, names[1])
     if X.shape[0] != Y.shape[0]:
         fail(names[1], f"{X.shape[0]} rows (one per sample, like {names[0]})",
              f"{Y.shape[0]} rows (shape {Y.shape})", raw=True)
@@ -21,14 +30,21 @@ def check_pair(X, Y, *, min_points: int = 2, names: tuple[str, str] = ("X", "Y")
 
 
 def center_columns(X: np.ndarray) -> np.ndarray:
-    """A copy of ``X`` whose columns have zero mean."""
-    return X - X.mean(axis=0, keepdims=True)
+    """A float64 copy of ``X`` whose columns have zero mean (one pass; means accumulated in float64)."""
+    mu = X.mean(axis=0, dtype=np.float64, keepdims=True)
+    return np.subtract(X, mu, dtype=np.float64)
 
 
-def check_not_constant(name: str, Xc: np.ndarray) -> None:
-    """Raise when a centred representation is (numerically) constant across samples."""
-    scale = float(np.abs(Xc).max()) if Xc.size else 0.0
-    if scale == 0.0:
+def check_not_constant(name: str, Xc: np.ndarray, *, sq_norm: float | None = None) -> None:
+    """Raise when a centred representation is (numerically) constant across samples.
+
+    ``sq_norm``: ``‖Xc‖²_F`` when the caller already has it (the trace of ``XcᵀXc``); otherwise one
+    BLAS dot product computes it, with no temporary array.
+    """
+    if sq_norm is None:
+        flat = Xc.reshape(-1)
+        sq_norm = float(np.dot(flat, flat)) if flat.size else 0.0
+    if not sq_norm > 0.0:
         fail(name, "a representation that varies across samples", "the same vector for every sample", raw=True)
 
 

@@ -137,22 +137,9 @@ def import_umap():
         raise DependencyError("embed(method='umap') needs umap-learn: pip install umap-learn") from exc
     if not _UMAP_READY:
         _UMAP_READY = True
-        try:
-            import importlib
+        from topo_mi.geometry._neighbors import enable_numba_cache
 
-            from numba.core.caching import NullCache
-            from numba.core.dispatcher import Dispatcher
-
-            for name in ("umap_", "layouts", "utils", "distances", "spectral", "sparse"):
-                try:
-                    mod = importlib.import_module(f"umap.{name}")
-                except ImportError:  # pragma: no cover - layout differs between versions
-                    continue
-                for obj in list(vars(mod).values()):
-                    if isinstance(obj, Dispatcher) and isinstance(getattr(obj, "_cache", None), NullCache):
-                        obj.enable_caching()
-        except Exception:  # pragma: no cover - numba internals changed: just slower
-            pass
+        enable_numba_cache("umap", ("umap_", "layouts", "utils", "distances", "spectral", "sparse"))
     return umap
 
 

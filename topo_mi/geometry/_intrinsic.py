@@ -161,7 +161,7 @@ def _check_k(k):
 def intrinsic_dimension(X, *, method: str = "twonn", n_boot: int = 0, seed=None,
                         fit_fraction: float = 0.9, resample_fraction: float = 0.9,
                         k=(10, 20), threshold: float = 0.9, duplicates: str = "drop",
-                        algorithm: str = "auto") -> IDResult:
+                        algorithm: str = "auto", neighbors: str = "exact") -> IDResult:
     """Estimate the intrinsic dimension of a point cloud, with resampling error bars.
 
     Parameters
@@ -192,6 +192,10 @@ def intrinsic_dimension(X, *, method: str = "twonn", n_boot: int = 0, seed=None,
     algorithm : str, default "auto"
         Passed to ``sklearn.neighbors.NearestNeighbors`` (``"kd_tree"``, ``"ball_tree"``,
         ``"brute"``); none of them forms the n x n distance matrix.
+    neighbors : {"exact", "approximate"}, default "exact"
+        ``"approximate"``: pynndescent's NN-descent graph (near-linear in n; the distances of
+        the neighbours found are exact). The result's ``params["neighbor_agreement"]`` is the
+        fraction of 256 random points whose neighbour distances equal the exact ones.
 
     Returns
     -------
@@ -212,6 +216,7 @@ def intrinsic_dimension(X, *, method: str = "twonn", n_boot: int = 0, seed=None,
                                     min_inclusive=False)
     threshold = check_float("threshold", threshold, min_value=0.0, max_value=1.0, min_inclusive=False)
     duplicates = check_choice("duplicates", duplicates, DUPLICATE_POLICIES)
+    neighbors = check_choice("neighbors", neighbors, ("exact", "approximate"))
     k1, k2 = _check_k(k)
     need = {"twonn": 3, "mle": k2 + 1, "pca": 2}[method]
     X = check_point_cloud(X, "X", min_points=need)
@@ -221,7 +226,7 @@ def intrinsic_dimension(X, *, method: str = "twonn", n_boot: int = 0, seed=None,
     n = X.shape[0]
     params = {"fit_fraction": fit_fraction, "resample_fraction": resample_fraction, "n_boot": n_boot,
               "seed": seed if isinstance(seed, (int, np.integer)) or seed is None else repr(seed),
-              "algorithm": algorithm}
+              "algorithm": algorithm, "neighbors": neighbors}
 
     if method == "pca":
         params["threshold"] = threshold
@@ -240,7 +245,11 @@ def intrinsic_dimension(X, *, method: str = "twonn", n_boot: int = 0, seed=None,
     # (rows that do not are recomputed exactly).
     K = m if n_boot == 0 else int(math.ceil(m / resample_fraction)) + 6
     K = min(max(K, m + 1), n - 1)
-    dist, ind = nb.knn(Xc, K, algorithm=algorithm)
+    if neighbors == "approximate":
+        dist, ind = nb.approximate_knn(Xc, K, seed=int(rng.integers(2**31 - 1)))
+        params["neighbor_agreement"] = nb.neighbor_agreement(Xc, dist, m)
+    else:
+        dist, ind = nb.knn(Xc, K, algorithm=algorithm)
     keep = nb.find_duplicates(Xc, dist)
     n_dup = int(n - keep.sum())
     if n_dup:

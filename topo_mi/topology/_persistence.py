@@ -59,7 +59,8 @@ def _resolve_seed(seed):
 
 def persistence(X, *, max_dim: int = 1, metric: str = "euclidean", backend: str = "auto", coeff: int = 2,
                 threshold: float | None = None, n_landmarks: int | None = None, landmarks: str = "maxmin",
-                seed=None, k: int | None = None, memory_limit: int | None = None,
+                seed=None, k: int | None = None, memory_limit: int | None = None, max_error: float | None = None,
+                max_relative_error: float | None = None, route: str = "auto",
                 label: str | None = None) -> PersistenceResult:
     """Vietoris–Rips persistent homology, H_0..H_max_dim over Z/coeff.
 
@@ -94,12 +95,29 @@ def persistence(X, *, max_dim: int = 1, metric: str = "euclidean", backend: str 
         and the guaranteed bottleneck bound ``2r`` to the diagrams of all points (for cosine and
         correlation, computed on the unit sphere: ``2 r_c M`` with ``r_c`` the chordal cover
         radius and ``M <= 2`` the chordal diameter, as ``1 − cos = chord² / 2``). Points are never
-        subsampled unless asked.
+        subsampled unless asked. The greedy permutation runs in float32 blocks through BLAS, ties
+        going to the lowest index (:mod:`topo_mi.topology._landmarks`); its cover radius is
+        recomputed in float64.
     landmarks : {"maxmin", "random"}
     seed : int, Generator or None
         Picks the first max–min landmark (None: the first point) or the random landmarks.
     k : int
         Neighbours for ``metric="knn_geodesic"`` (required there, refused elsewhere).
+    max_error : float, optional
+        Ask for diagrams certified within this bottleneck distance of the exact diagrams of all
+        the points (Euclidean point clouds); topo_mi picks the cheapest certified route and
+        reports it with the bound per dimension (``route``, ``error_bounds``, and in
+        ``summary()`` the bound relative to the longest bars and the bars certified as real).
+        H0 is exact (minimum spanning tree of all points) whenever their distance matrix fits.
+        Not with ``n_landmarks`` or a finite ``threshold``.
+    max_relative_error : float, optional
+        The same target as a fraction of the cloud's scale ``R = max_u |u − x_c|`` (``x_c``
+        the point nearest the mean; ``diameter / 2 <= R <= diameter``), so the bound is at most
+        this fraction of the diameter.
+    route : {"auto", "exact", "landmarks", "sparse"}
+        With a target: ``auto`` takes max–min landmarks when half the points or fewer meet it,
+        else all points when their complex fits, else gudhi's sparse Rips (see
+        :mod:`topo_mi.topology._certified` for the guarantees and their papers).
     memory_limit : int, optional
         Bytes the computation may use (default: 75 % of the memory available now). The size of
         the complex is estimated first; what would not fit is refused with a
@@ -142,6 +160,29 @@ def persistence(X, *, max_dim: int = 1, metric: str = "euclidean", backend: str 
         fail("label", "a string or None", label)
     seed_int = _resolve_seed(seed)
     limit = rs.default_memory_limit() if memory_limit is None else check_int("memory_limit", memory_limit, min_value=1)
+    from topo_mi.topology import _certified as cert
+
+    kind, target, route = cert.parse_target(max_error, max_relative_error, route)
+    if kind is not None:
+        if metric != "euclidean":
+            fail("metric", "'euclidean' with max_error / max_relative_error", metric)
+        if n_landmarks is not None:
+            fail("n_landmarks", "None with max_error (the certified route picks the landmarks)", n_landmarks)
+        if np.isfinite(threshold):
+            fail("threshold", "None with max_error (the bound is for the whole filtration)", threshold)
+        if backend not in ("auto", "gudhi"):
+            fail("backend", "'auto' or 'gudhi' with max_error", backend)
+        X = check_point_cloud(_single_layer(X), "X", min_points=2)
+        dgms, bounds, used, idx, cover, info = cert.certified_persistence(
+            X, max_dim=max_dim, coeff=coeff, target=target, kind=kind, route=route, limit=limit)
+        return PersistenceResult(
+            diagrams=dgms, max_dim=max_dim, metric=metric, backend="mst" if used == "mst" else "gudhi",
+            coeff=coeff, threshold=float("inf"), n_points=int(X.shape[0]), landmark_indices=idx,
+            landmark_method=None if idx is None else "maxmin", cover_radius=float(cover),
+            bottleneck_bound=float(max(bounds)), seed=None, elapsed_s=time.perf_counter() - t0,
+            timings={}, route=used, error_bounds=tuple(float(b) for b in bounds),
+            max_error=info["target"],
+        )
 
     # -- input -----------------------------------------------------------------------------------
     X = _single_layer(X)
@@ -199,7 +240,8 @@ def persistence(X, *, max_dim: int = 1, metric: str = "euclidean", backend: str 
 
     t2 = time.perf_counter()
     timings["distances"] = t2 - t1
-    info = rs.check_complex_fits(D, n=n, max_dim=max_dim, threshold=threshold, backend=run_backend, limit=limit)
+    info = rs.check_complex_fits(D, n=n, max_dim=max_dim, threshold=threshold, backend=run_backend, limit=limit,
+                                 coeff=coeff)
     if run_backend != "mst":
         rs.warn_if_expensive(D, n=n, max_dim=max_dim, threshold=threshold, info=info, label=label,
                              has_landmarks=idx is not None)
@@ -233,8 +275,10 @@ def _landmarks(X, metric, n, method, seed, hop_full):
     if metric in ("euclidean", "cosine", "correlation"):
         Y = X if metric == "euclidean" else mt.unit_rows(X, metric)
         if method == "maxmin":
-            with _one_blas_thread():  # one memory-bound matrix-vector product per landmark
-                idx, r = maxmin_landmarks(Y, n, seed=seed, start=0 if seed is None else None)
+            from topo_mi.topology._landmarks import greedy_permutation
+
+            start = 0 if seed is None else int(np.random.default_rng(seed).integers(Y.shape[0]))
+            idx, _, r, _ = greedy_permutation(Y, n, start=start)
         else:
             idx = random_subsample(Y.shape[0], n, seed=seed)
             r = _cover_radius_points(Y, idx)
@@ -260,10 +304,14 @@ _CONTROLLER = []
 
 
 def _one_blas_thread():
-    """Limit BLAS to one thread: matrix-vector products are memory bound and extra BLAS threads
-    only wait on each other (3x slower on a busy 2-core machine in our measurements); after a
-    multi-threaded product, OpenBLAS threads keep spinning and steal the core the Rips backend
-    runs on."""
+    return _blas_threads(1)
+
+
+def _blas_threads(n: int):
+    """Limit BLAS to ``n`` threads. One thread for matrix-vector products: they are memory
+    bound and extra BLAS threads only wait on each other (3x slower on a busy 2-core machine in
+    our measurements); after a multi-threaded product, OpenBLAS threads keep spinning and steal
+    the core the Rips backend runs on."""
     import contextlib
 
     if not _CONTROLLER:
@@ -274,7 +322,7 @@ def _one_blas_thread():
         except ImportError:  # pragma: no cover - scikit-learn brings threadpoolctl
             _CONTROLLER.append(None)
     ctl = _CONTROLLER[0]
-    return contextlib.nullcontext() if ctl is None else ctl.limit(limits=1, user_api="blas")
+    return contextlib.nullcontext() if ctl is None else ctl.limit(limits=n, user_api="blas")
 
 
 def _cover_radius_points(Y, idx, block: int = 4096) -> float:

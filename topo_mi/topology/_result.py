@@ -47,6 +47,14 @@ class PersistenceResult(Result):
         Wall time of the whole call.
     timings : dict
         Seconds spent in each stage: ``landmarks``, ``distances``, ``estimate``, ``persistence``.
+    route : str or None
+        With ``max_error``: the certified route that ran (``"exact"``, ``"landmarks"``,
+        ``"sparse"``, ``"mst"`` for H0 alone).
+    error_bounds : tuple of float or None
+        With ``max_error``: the certified bottleneck bound of each dimension (0 for H0 computed
+        exactly on all points).
+    max_error : float or None
+        The absolute target that was asked for (a relative target already multiplied out).
     """
 
     diagrams: list
@@ -64,6 +72,9 @@ class PersistenceResult(Result):
     seed: Any = None
     elapsed_s: float = 0.0
     timings: dict = None
+    route: Any = None
+    error_bounds: Any = None
+    max_error: Any = None
 
     _plot_function = "topo_mi.plotting.topology:plot_diagram"
 
@@ -120,6 +131,17 @@ class PersistenceResult(Result):
             return np.array([vec.n_bars_longer_than(d, tau) for d in self.diagrams])
         return vec.n_bars_longer_than(self, tau, dim=dim)
 
+    def dim_bound(self, dim: int) -> float:
+        """The certified bottleneck bound of H_dim (``bottleneck_bound`` without ``max_error``)."""
+        if self.error_bounds is not None:
+            return float(self.error_bounds[dim])
+        return float(self.bottleneck_bound)
+
+    def n_certified(self, dim: int) -> int:
+        """Bars of H_dim longer than twice its bound: their exact counterparts are real bars."""
+        d = self.diagrams[dim]
+        return int(np.count_nonzero(d[:, 1] - d[:, 0] > 2.0 * self.dim_bound(dim)))
+
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "n_points": self.n_points, "n_landmarks": self.n_landmarks, "max_dim": self.max_dim,
@@ -134,6 +156,15 @@ class PersistenceResult(Result):
             out[f"longest_finite_H{k}"] = float((fin[:, 1] - fin[:, 0]).max()) if len(fin) else 0.0
             out[f"total_persistence_H{k}"] = vec.total_persistence(d)
             out[f"entropy_H{k}"] = vec.persistence_entropy(d)
+            if self.error_bounds is not None or self.bottleneck_bound > 0:
+                b = self.dim_bound(k)
+                longest = out[f"longest_finite_H{k}"]
+                out[f"bound_H{k}"] = b
+                out[f"bound_over_longest_H{k}"] = b / longest if longest > 0 else float("inf") if b > 0 else 0.0
+                out[f"certified_bars_H{k}"] = self.n_certified(k)
+        if self.route is not None:
+            out["route"] = self.route
+            out["max_error"] = float(self.max_error)
         return out
 
     # -- exports -------------------------------------------------------------------------------

@@ -1,0 +1,257 @@
+"""The hot paths side by side with the reference a user would otherwise run, in one run.
+
+One row per line of the performance table in the README (topology, geometry, compare,
+activations), each printed as a ratio; contenders are interleaved (A, B, A, B, ...) and the
+load average is printed with every row, since the development machine is shared.
+
+Rows:
+  minilm     MiniLM token vectors x 7 layers, persistence(max_error=...) vs the longest H1 bar
+  landmarks  max-min landmarks, 100,000 x 768 float32, 1,000 landmarks: blocked vs the row loop
+  bound      landmark bound vs the actual bottleneck distance (subsample where exact is known)
+  guard      the memory guard's estimate vs the measured peak (cases a-d, one process each)
+  cka        linear CKA vs the feature form written by hand in numpy
+  twonn      TwoNN exact at 10k and 100k points (growth) and approximate (pynndescent) vs exact
+  collect    collect() vs a bare forward pass (MLP 4 x 512)
+
+Usage:
+  python benchmarks/bench_hotpaths.py                  # every row at the issue's sizes
+  python benchmarks/bench_hotpaths.py --quick          # small sizes (a smoke run)
+  python benchmarks/bench_hotpaths.py --rows landmarks,cka --markdown
+
+Ratios are printed, never asserted.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+ROWS = []
+
+
+def load():
+    return f"load {os.getloadavg()[0]:.1f}"
+
+
+def row(what, ours, ref, ratio):
+    ROWS.append((what, ours, ref, ratio, load()))
+    print(f"| {what} | {ours} | {ref} | {ratio} | {ROWS[-1][4]} |", flush=True)
+
+
+def interleaved(fns, repeat):
+    best = [float("inf")] * len(fns)
+    outs = [None] * len(fns)
+    for _ in range(repeat):
+        for i, fn in enumerate(fns):
+            gc.collect()
+            t0 = time.perf_counter()
+            outs[i] = fn()
+            best[i] = min(best[i], time.perf_counter() - t0)
+    return best, outs
+
+
+# -- rows ------------------------------------------------------------------------------------
+def bench_landmarks(n, n_land, repeat):
+    from bench_topology import activations
+
+    from topo_mi._sampling import maxmin_landmarks
+    from topo_mi.topology._landmarks import greedy_permutation
+    from topo_mi.topology._persistence import _one_blas_thread
+
+    A = activations(n)
+
+    def old():
+        with _one_blas_thread():  # how the row loop ran inside persistence()
+            return maxmin_landmarks(A, n_land, start=0)
+
+    (t_new, t_old), (new, ref) = interleaved([lambda: greedy_permutation(A, n_land, start=0), old], repeat)
+    same = int(np.sum(new[0] == ref[0]))
+    row(f"max-min landmarks, {n:,} x {A.shape[1]} float32, {n_land:,} landmarks",
+        f"{t_new:.1f} s (cover radius {new[2]:.6g})",
+        f"row loop (float64 copy) {t_old:.1f} s (cover radius {ref[1]:.6g}); {same}/{n_land} indices equal",
+        f"{t_old / t_new:.1f}x faster")
+
+
+def bench_bound(n, n_land):
+    from bench_topology import activations
+
+    from topo_mi.topology import bottleneck, persistence
+
+    A = activations(100_000)[np.random.default_rng(0).choice(100_000, n, replace=False)]
+    t0 = time.perf_counter()
+    exact = persistence(A, max_dim=1)
+    t_exact = time.perf_counter() - t0
+    lm = persistence(A, max_dim=1, n_landmarks=n_land, seed=0)
+    actual = bottleneck(lm, exact)
+    row(f"landmark bound vs actual ({n:,} x 768 subsample, {n_land} landmarks, exact {t_exact:.0f} s)",
+        f"bound 2r = {lm.bottleneck_bound:.3g}", f"actual bottleneck H0 {actual[0]:.3g}, H1 {actual[1]:.3g}",
+        f"{lm.bottleneck_bound / max(actual.max(), 1e-12):.1f}x loose")
+
+
+def bench_minilm(n_texts, max_error):
+    from topo_mi import datasets
+    from topo_mi.activations import collect_text
+    from topo_mi.activations.hf import MINILM_LAYERS, load_minilm
+    from topo_mi.topology import persistence
+
+    texts = [str(t) for t in datasets.make("sentences").X][:n_texts]
+    model, tok = load_minilm()
+    acts = collect_text(model, tok, texts, layers=MINILM_LAYERS, batch_size=64, progress=False)
+    worst, tot, exact_h0, n_tok, routes = np.inf, 0.0, True, 0, set()
+    per = []
+    for name in MINILM_LAYERS:
+        X = np.asarray(acts[name], dtype=np.float32)
+        n_tok = len(X)
+        t0 = time.perf_counter()
+        r = persistence(X, max_dim=1, max_error=max_error)
+        tot += time.perf_counter() - t0
+        h1 = r.diagrams[1]
+        longest = float((h1[:, 1] - h1[:, 0]).max()) if len(h1) else 0.0
+        worst = min(worst, longest - r.error_bounds[1])
+        exact_h0 &= r.error_bounds[0] == 0.0
+        routes.add(r.route)
+        per.append(f"{r.error_bounds[1]:.3g}/{longest:.3g}")
+    row(f"MiniLM, 7 layers x {n_tok:,} token vectors, max_error={max_error}",
+        f"route {','.join(sorted(routes))}; H1 bound/longest bar per layer {' '.join(per)}; H0 exact: {exact_h0}",
+        f"{tot:.0f} s in all (target 60 s)",
+        "bound below every longest H1 bar" if worst > 0 else "bound NOT below every longest H1 bar")
+
+
+_GUARD_CASE = r"""
+import sys, json, resource, time, numpy as np
+sys.path.insert(0, {root!r}); sys.path.insert(0, {bench!r})
+import bench_topology as bt
+from topo_mi.topology import persistence, _resources as rs, _metrics as mt
+case = {case!r}
+if case == "a": X, md = bt.noisy_circle(1000), 1
+elif case == "b": X, md = bt.gaussian(2000), 1
+elif case == "c": X, md = bt.sphere(500), 2
+else:
+    A = bt.activations(100_000); r = persistence(A, max_dim=0, n_landmarks=1000, seed=0)
+    X, md = A[r.landmark_indices].astype(np.float64), 1; del A
+D = mt.distance_matrix_of(X, "euclidean")
+est = rs.check_complex_fits(D, n=len(D), max_dim=md, threshold=np.inf, backend="gudhi", limit=1 << 62, pilot=True)
+del D
+base = rs._status_kb("VmRSS")
+rs._reset_peak()  # the high-water mark from here on
+t = time.perf_counter(); persistence(X, max_dim=md, memory_limit=1 << 62); t = time.perf_counter() - t
+peak = rs._status_kb("VmHWM")
+print(json.dumps({{"est": est["bytes"], "peak": peak - base, "base": base, "t": t}}))
+"""
+
+
+def bench_guard(cases):
+    for c in cases:
+        code = _GUARD_CASE.format(root=str(ROOT), bench=str(ROOT / "benchmarks"), case=c)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        if out.returncode:
+            row(f"memory guard, case {c}", "failed", out.stderr.strip().splitlines()[-1:], "-")
+            continue
+        res = json.loads(out.stdout.strip().splitlines()[-1])
+        row(f"memory guard, case {c} (Rips {res['t']:.1f} s)", f"estimate {res['est'] / 1e6:.0f} MB",
+            f"measured peak {res['peak'] / 1e6:.0f} MB (distance matrix and backend) above the "
+            f"{res['base'] / 1e6:.0f} MB the process held", f"peak / estimate {res['peak'] / res['est']:.2f}")
+
+
+def bench_cka(n, d, repeat):
+    from bench_compare import _related
+
+    from topo_mi.compare import cka
+
+    X, Y = _related(n, d, np.random.default_rng(0))
+
+    def by_hand():
+        Xc = X - X.mean(0, dtype=np.float64)
+        Yc = Y - Y.mean(0, dtype=np.float64)
+        return np.linalg.norm(Xc.T @ Yc) ** 2 / (np.linalg.norm(Xc.T @ Xc) * np.linalg.norm(Yc.T @ Yc))
+
+    (t_ours, t_hand), (a, b) = interleaved([lambda: cka(X, Y), by_hand], repeat)
+    row(f"linear CKA, {n:,} x {d:,}", f"{t_ours:.2f} s (CKA {a:.6f})", f"feature form by hand {t_hand:.2f} s "
+        f"(CKA {b:.6f})", f"{t_ours / t_hand:.2f}x")
+
+
+def bench_twonn(sizes, big, sub):
+    from bench_geometry import make_twonn_data
+
+    from topo_mi.geometry import intrinsic_dimension
+
+    times = []
+    for n in sizes:
+        X = make_twonn_data(n, 128)
+        t0 = time.perf_counter()
+        intrinsic_dimension(X)
+        times.append(time.perf_counter() - t0)
+    slope = np.polyfit(np.log(sizes), np.log(times), 1)[0] if len(sizes) > 1 else float("nan")
+    row(f"TwoNN exact, n = {sizes[0]:,} -> {sizes[-1]:,} at d = 128",
+        " -> ".join(f"{t:.2f} s" for t in times), "-", f"grows as n^{slope:.2f}")
+    from topo_mi.geometry import _neighbors as nb
+
+    t0 = time.perf_counter()
+    nb.approximate_knn(np.random.default_rng(0).normal(size=(500, 8)), 3)
+    t_jit = time.perf_counter() - t0
+    X = make_twonn_data(big, 128)
+    t0 = time.perf_counter()
+    approx = intrinsic_dimension(X, neighbors="approximate", seed=0)
+    t_big = time.perf_counter() - t0
+    S = X[np.random.default_rng(1).choice(big, sub, replace=False)] if sub < big else X
+    (t_e, t_a), (ex, ap) = interleaved([lambda: intrinsic_dimension(S),
+                                        lambda: intrinsic_dimension(S, neighbors="approximate", seed=0)], 1)
+    row(f"TwoNN approximate (pynndescent), {big:,} x 128; exact vs approximate on {sub:,}",
+        f"{t_big:.1f} s, ID {approx.value:.3f} (agreement {approx.params['neighbor_agreement']:.3f}); "
+        f"numba compile {t_jit:.0f} s once per process",
+        f"on {sub:,}: exact {t_e:.1f} s ID {ex.value:.3f}, approximate {t_a:.1f} s ID {ap.value:.3f}",
+        f"{abs(ap.value / ex.value - 1) * 100:.2f} % off exact; {t_e / t_a:.1f}x faster")
+
+
+def bench_collect(n, repeat):
+    from bench_collect import mlp_case
+
+    what, t_bare, t_mem, t_disk = mlp_case(n, repeat)
+    row(f"collect, {what}", f"{t_mem:.2f} s in memory, {t_disk:.2f} s to disk", f"bare forward {t_bare:.2f} s",
+        f"{t_mem / t_bare:.2f}x (disk {t_disk / t_bare:.2f}x)")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--rows", default="landmarks,bound,guard,cka,twonn,collect,minilm")
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--minilm-error", type=float, default=1.0)
+    args = ap.parse_args(argv)
+    want = set(args.rows.split(","))
+    q = args.quick
+    print(f"# bench_hotpaths on {os.cpu_count()} cores, {load()}\n")
+    print("| what | topo_mi | reference in the same run | ratio | load |\n|---|---|---|---|---|")
+    if "landmarks" in want:
+        bench_landmarks(20_000 if q else 100_000, 200 if q else 1000, args.repeat)
+    if "bound" in want:
+        bench_bound(600 if q else 2000, 100 if q else 500)
+    if "guard" in want:
+        bench_guard("a" if q else "abcd")
+    if "cka" in want:
+        bench_cka(5000 if q else 50_000, 256 if q else 1024, args.repeat)
+    if "twonn" in want:
+        bench_twonn([2000, 5000] if q else [10_000, 30_000, 100_000], 20_000 if q else 1_000_000,
+                    5000 if q else 100_000)
+    if "collect" in want:
+        bench_collect(5000 if q else 50_000, max(args.repeat, 3))
+    if "minilm" in want:
+        bench_minilm(40 if q else 200, args.minilm_error)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    print(f"\npeak memory of this process {peak:.1f} GB; {load()}")
+
+
+if __name__ == "__main__":
+    main()

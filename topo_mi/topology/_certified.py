@@ -1,0 +1,148 @@
+"""``persistence(X, max_error=...)``: the cheapest route whose diagrams are certified to be
+within the asked bottleneck distance of the exact Vietoris–Rips diagrams of all the points.
+
+Routes (Euclidean point clouds):
+
+- ``"exact"`` — all points; bound 0.
+- ``"landmarks"`` — the greedy permutation, grown until its cover radius ``r`` satisfies
+  ``2 r <= max_error`` (it yields the radius as it goes). Guarantee: ``d_B <= 2 d_GH(X, L) <= 2 r``
+  for the Rips filtrations of ``X`` and the landmarks ``L`` (Chazal, de Silva & Oudot,
+  "Persistence stability for geometric complexes", Geom. Dedicata 2014, Thm. 5.2).
+- ``"sparse"`` — gudhi's sparse Rips complex with parameter ε (Sheehy, "Linear-size
+  approximations to the Vietoris–Rips filtration", DCG 2013; the construction of Buchet,
+  Chazal, Oudot & Sheehy, "Efficient and robust persistent homology for measures", CGTA 2016,
+  which gudhi's ``RipsComplex(sparse=ε)`` implements). Its filtration is multiplicatively
+  interleaved with the Rips filtration with factor ``c = 1 / (1 − ε)``, so the log-scale
+  diagrams are within bottleneck ``log c``. In absolute terms: every finite value of both
+  diagrams lies below ``V`` (the exact Rips filtration is a cone from the enclosing radius on,
+  which is at most ``max_u |u − x_c|`` for any point ``x_c``; the sparse values are read off its
+  diagram), a matched pair moves by at most ``(1 − 1/c) V = ε V`` and an unmatched point is
+  within ``(1 − 1/c²) V / 2 <= ε V`` of the diagonal: ``d_B <= ε V``.
+- ``H0`` is exact on all points whenever their distance matrix fits: H0 of a Rips filtration
+  is single linkage, whose deaths are the edge lengths of a minimum spanning tree (Gower &
+  Ross, "Minimum spanning trees and single linkage cluster analysis", JRSS C 1969); bound 0.
+
+Bars longer than twice the bound are *certified as real*: the matched bar of the exact diagram
+has positive length (a bar within ``δ`` of the diagonal is at most ``2 δ`` long).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from topo_mi._validation import check_choice, check_float, fail
+from topo_mi.errors import ResourceError
+from topo_mi.topology import _backends as bk
+from topo_mi.topology import _metrics as mt
+from topo_mi.topology import _resources as rs
+
+ROUTES = ("auto", "exact", "landmarks", "sparse")
+
+
+def parse_target(max_error, max_relative_error, route):
+    """Validated ``(kind, value, route)``; ``kind`` is ``"absolute"`` or ``"relative"``."""
+    route = check_choice("route", route, ROUTES)
+    if max_error is not None and max_relative_error is not None:
+        fail("max_relative_error", "None when max_error is given (one target, absolute or relative)",
+             max_relative_error)
+    if max_error is not None:
+        return "absolute", check_float("max_error", max_error, min_value=0), route
+    if max_relative_error is not None:
+        return "relative", check_float("max_relative_error", max_relative_error, min_value=0,
+                                       max_value=1), route
+    if route != "auto":
+        fail("route", "'auto' unless max_error or max_relative_error is given", route)
+    return None, None, route
+
+
+def central_radius(X) -> float:
+    """``max_u |u − x_c|`` with ``x_c`` the point nearest the mean (float64): an upper bound on
+    the enclosing radius and a lower bound on the diameter (which it at least halves)."""
+    mu = X.mean(axis=0, dtype=np.float64)
+    d0 = np.linalg.norm(np.asarray(X, dtype=np.float64) - mu, axis=1)
+    c = int(np.argmin(d0))
+    return float(np.linalg.norm(np.asarray(X, dtype=np.float64) - np.asarray(X[c], dtype=np.float64), axis=1).max())
+
+
+def certified_persistence(X, *, max_dim, coeff, target, kind, route, limit):
+    """Diagrams, per-dimension bounds, the route and the landmarks (or None)."""
+    N = X.shape[0]
+    R = central_radius(X)
+    tau = target if kind == "absolute" else target * R
+    dense_ok = rs.dense_bytes(N, "gudhi") <= limit
+    D = None
+    info = {"target": float(tau), "central_radius": R}
+    h0 = None
+    if dense_ok:
+        D = mt.distance_matrix_of(X, "euclidean")
+        h0 = bk.canonical_diagrams(bk._run_mst(D, n=N, threshold=np.inf), 0)[0]
+    if max_dim == 0 and h0 is not None:
+        return [h0], [0.0], "mst", None, 0.0, info
+
+    chosen = route
+    idx = None
+    cover = 0.0
+    if route in ("auto", "landmarks"):
+        from topo_mi.topology._landmarks import greedy_permutation
+
+        cap = N if route == "landmarks" else max(2, N // 2)
+        idx, _, cover, _ = greedy_permutation(X, cap, start=0, stop_radius=0.5 * tau)
+        if route == "auto":
+            met = 2.0 * cover <= tau * (1 + 1e-9)
+            chosen = "landmarks" if met and len(idx) < N else None
+    checked = False
+    if chosen is None and D is not None:
+        try:
+            rs.check_complex_fits(D, n=N, max_dim=max_dim, threshold=np.inf, backend="gudhi", limit=limit,
+                                  coeff=coeff)
+            chosen, checked = "exact", True
+        except ResourceError:
+            chosen = "sparse"
+    elif chosen is None:
+        chosen = "sparse"
+
+    if chosen == "exact":
+        if D is None:
+            rs.check_dense_fits(N, backend="gudhi", limit=limit)
+        if not checked:
+            rs.check_complex_fits(D, n=N, max_dim=max_dim, threshold=np.inf, backend="gudhi", limit=limit,
+                                  coeff=coeff)
+        dgms = bk.canonical_diagrams(bk.run_backend("gudhi", D, n=N, max_dim=max_dim, threshold=np.inf,
+                                                    coeff=coeff), max_dim)
+        return dgms, [0.0] * (max_dim + 1), "exact", None, 0.0, info
+    if chosen == "landmarks":
+        if len(idx) >= N:  # every point is a landmark: the exact diagrams
+            idx = None
+        del D
+        Y = X if idx is None else X[idx]
+        DL = mt.distance_matrix_of(Y, "euclidean")
+        rs.check_complex_fits(DL, n=len(DL), max_dim=max_dim, threshold=np.inf, backend="gudhi", limit=limit,
+                              coeff=coeff)
+        dgms = bk.canonical_diagrams(bk.run_backend("gudhi", DL, n=len(DL), max_dim=max_dim, threshold=np.inf,
+                                                    coeff=coeff), max_dim)
+        b = 0.0 if idx is None else 2.0 * cover
+        bounds = [b] * (max_dim + 1)
+        if h0 is not None:
+            dgms[0], bounds[0] = h0, 0.0
+        return dgms, bounds, "landmarks", idx, cover, info
+    # sparse Rips
+    del D
+    eps = min(0.999, tau / R) if R > 0 else 0.5
+    dgms, vmax = _sparse_rips(X, eps, max_dim, coeff)
+    b = eps * max(R, vmax)
+    bounds = [b] * (max_dim + 1)
+    if h0 is not None:
+        dgms[0], bounds[0] = h0, 0.0
+    info["epsilon"] = float(eps)
+    return dgms, bounds, "sparse", None, 0.0, info
+
+
+def _sparse_rips(X, eps, max_dim, coeff):
+    import gudhi
+
+    st = gudhi.RipsComplex(points=np.asarray(X, dtype=np.float64), sparse=float(eps)).create_simplex_tree(
+        max_dimension=max_dim + 1)
+    st.compute_persistence(homology_coeff_field=coeff, persistence_dim_max=True)
+    raw = [np.asarray(st.persistence_intervals_in_dimension(k), dtype=np.float64).reshape(-1, 2)
+           for k in range(max_dim + 1)]
+    vals = np.concatenate([d[np.isfinite(d)] for d in raw] + [np.zeros(1)])
+    return bk.canonical_diagrams(raw, max_dim), float(vals.max())
