@@ -60,6 +60,26 @@ def test_auxk_by_hand_detached_no_bias_scaled():
     assert auxk_loss(pre, torch.zeros(4, dtype=torch.bool), resid, W, 2).item() == 0.0
 
 
+def test_auxk_pre_activations_leave_the_input_centring_alone():
+    """AuxK's pre-activations equal the model's; their gradient reaches W_enc and b_enc exactly as
+    with b_dec a constant, and b_dec not at all (an earlier sign error doubled it instead)."""
+    from topo_mi.dictionaries._train import _aux_pre_activations
+
+    sae = SparseDictionary(make_config(kind="topk", d_in=5, d_sae=7, k=2), seed=3)
+    assert sae.cfg["apply_b_dec_to_input"]
+    with torch.no_grad():
+        sae.b_dec.copy_(torch.linspace(-1, 1, 5).reshape(1, 5))
+    x = torch.randn(6, 1, 5, generator=torch.Generator().manual_seed(0))
+    w = torch.randn(6, 7, generator=torch.Generator().manual_seed(1))
+    pre = _aux_pre_activations(sae, x)
+    torch.testing.assert_close(pre, sae.pre_activations(x))
+    (pre * w).sum().backward()
+    assert sae.b_dec.grad is None or float(sae.b_dec.grad.abs().max()) < 1e-6
+    xc = (x[:, 0] - sae.b_dec.detach()[0])
+    torch.testing.assert_close(sae.W_enc.grad[0], xc.T @ w)
+    torch.testing.assert_close(sae.b_enc.grad, w.sum(0))
+
+
 def test_jumprelu_forward_and_straight_through_gradients_by_hand():
     eps = 0.1
     pre = torch.tensor([[0.52, 0.3, 0.56, 1.0]], requires_grad=True)
