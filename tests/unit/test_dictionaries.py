@@ -674,3 +674,28 @@ def test_decoder_rows_as_a_feature_basis_for_circuits_and_topology():
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
     dgm = persistence(D, metric="cosine", max_dim=1)
     assert len(dgm.diagram(0)) == 24  # one H0 bar per decoder direction (the last one infinite)
+
+
+def test_token_level_profiles_hold_out_whole_texts(toy):
+    import topo_mi.pipelines as P
+    from topo_mi.pipelines.dictionaries import holdout_rows
+
+    X = toy[0][:3000]
+    groups = np.repeat(np.arange(300), np.random.default_rng(0).multinomial(3000 - 300, np.ones(300) / 300) + 1)
+    held = holdout_rows(3000, 300, 0, groups=groups)
+    np.testing.assert_array_equal(held, holdout_rows(3000, 300, 0, groups=groups))  # seeded
+    inside = set(groups[held].tolist())
+    assert not inside & set(np.delete(groups, held).tolist())  # every group wholly in or out
+    assert 250 < len(held) <= 300 and len(inside) > 1
+    assert len(holdout_rows(3000, 300, 0)) == 300 and len(holdout_rows(3000, 1, 0, groups=groups)) >= 1
+    ti = np.stack([groups, np.zeros(3000, dtype=np.int64)], axis=1)
+    kw = dict(layer="h", kind="topk", d_sae=32, k=3, n_steps=5, batch_size=256, lr=3e-3, seed=0)
+    tokens = np.array([f"t{g}" for g in groups])
+    prof = P.dictionary_profile(Activations({"h": X}), token_index=ti, tokens=tokens, **kw)
+    assert prof.n_eval == len(held) and prof.n_train == 3000 - len(held)
+    rows = P.dictionary_profile(Activations({"h": X}), token_index=ti, tokens=tokens, holdout="rows", **kw)
+    assert rows.n_eval == 300
+    with pytest.raises(InvalidParameterError, match="holdout"):
+        P.dictionary_profile(Activations({"h": X}), holdout="texts", **kw)
+    with pytest.raises(UnknownNameError, match="holdout"):
+        P.dictionary_profile(Activations({"h": X}), token_index=ti, holdout="sentences", **kw)
