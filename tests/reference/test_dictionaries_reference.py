@@ -60,30 +60,39 @@ def test_mmcs_discriminates_a_too_weak_l1(toy):
 @pytest.mark.slow
 @pytest.mark.hf
 def test_minilm_token_sae_explains_most_variance_at_low_l0():
-    """A TopK SAE (4x width, k = 64) on MiniLM encoder.layer.3 token activations of the bundled
-    sentences (2,687 tokens; 10 % held out): L0 <= 64, explained variance >= 0.8 on the training
-    tokens, and on held-out tokens more than the 64 leading principal components of the training
-    tokens explain (a dense code of the same size). The corpus is small: held-out EV is ~0.76."""
+    """A TopK SAE (4x width, 3,000 steps, k = 64) on MiniLM encoder.layer.3 token activations of the
+    shipped `text` corpus (865 sentences, 14,185 tokens with [CLS]/[SEP]); 10 % of the *sentences*
+    are held out (tokens of one sentence are correlated, so a per-token split would leak): L0 <= 64
+    and explained variance >= 0.8 on the held-out tokens (the issue's bar), above what the 64
+    leading principal components of the training tokens explain there (a dense code of that size).
+    Measured: held-out EV 0.824 at L0 64.0 (PCA-64: 0.689) on 1,406 tokens of 88 sentences."""
     pytest.importorskip("transformers")
     from topo_mi.activations import collect_text
     from topo_mi.activations.hf import load_minilm
-    from topo_mi.datasets._real import read_sentences
-    from topo_mi.dictionaries import evaluate
+    from topo_mi.datasets import make
     from topo_mi.pipelines import dictionary_profile
+    from topo_mi.pipelines.dictionaries import holdout_rows
 
     model, tok = load_minilm()
-    acts = collect_text(model, tok, read_sentences(), layers=["encoder.layer.3"], progress=False)
-    prof = dictionary_profile(acts, layer="encoder.layer.3", kind="topk", expansion=4, k=64, n_steps=400,
-                              batch_size=256, lr=2e-3, dead_after=12800, seed=0)
+    acts = collect_text(model, tok, list(make("text").X), layers=["encoder.layer.3"], progress=False)
+    assert len(np.unique(acts.token_index[:, 0])) == 865
+    prof = dictionary_profile(acts, layer="encoder.layer.3", kind="topk", expansion=4, k=64,
+                              n_steps=3000, batch_size=256, lr=2e-3, dead_after=25600, seed=0)
     s = prof.summary()
-    assert s["l0"] <= 64
     X = np.asarray(acts["encoder.layer.3"], dtype=np.float64)
-    held = np.sort(np.random.default_rng([0, 2024]).choice(len(X), size=prof.n_eval, replace=False))
+    held = holdout_rows(len(X), int(round(0.1 * len(X))), 0, groups=acts.token_index[:, 0])
+    assert prof.n_eval == len(held)
+    held_texts = set(acts.token_index[held, 0].tolist())
     train = np.setdiff1d(np.arange(len(X)), held)
-    assert evaluate(prof.dictionary(), X[train].astype(np.float32)).explained_variance["ratio_of_sums_centred"] >= 0.8
+    assert not held_texts & set(acts.token_index[train, 0].tolist())  # whole sentences held out
+    assert s["l0"] <= 64
+    assert s["ev_ratio_of_sums_centred"] >= 0.8
     mu = X[train].mean(0)
     V = np.linalg.svd(X[train] - mu, full_matrices=False)[2][:64]
     R = (X[held] - mu) - (X[held] - mu) @ V.T @ V
     ev_pca = 1 - (R ** 2).sum() / ((X[held] - X[held].mean(0)) ** 2).sum()
+    print(f"\nMiniLM text SAE: train {prof.n_train}, held out {prof.n_eval} tokens of {len(held_texts)} "
+          f"sentences; L0 {s['l0']:.1f}; held-out EV {s['ev_ratio_of_sums_centred']:.4f} (PCA-64 {ev_pca:.4f}); "
+          f"summary {s}")
     assert s["ev_ratio_of_sums_centred"] > ev_pca
     assert prof.examples.contexts and "[[" in prof.examples.contexts[0][0]

@@ -60,6 +60,26 @@ def test_auxk_by_hand_detached_no_bias_scaled():
     assert auxk_loss(pre, torch.zeros(4, dtype=torch.bool), resid, W, 2).item() == 0.0
 
 
+def test_auxk_pre_activations_leave_the_input_centring_alone():
+    """AuxK's pre-activations equal the model's; their gradient reaches W_enc and b_enc exactly as
+    with b_dec a constant, and b_dec not at all (an earlier sign error doubled it instead)."""
+    from topo_mi.dictionaries._train import _aux_pre_activations
+
+    sae = SparseDictionary(make_config(kind="topk", d_in=5, d_sae=7, k=2), seed=3)
+    assert sae.cfg["apply_b_dec_to_input"]
+    with torch.no_grad():
+        sae.b_dec.copy_(torch.linspace(-1, 1, 5).reshape(1, 5))
+    x = torch.randn(6, 1, 5, generator=torch.Generator().manual_seed(0))
+    w = torch.randn(6, 7, generator=torch.Generator().manual_seed(1))
+    pre = _aux_pre_activations(sae, x)
+    torch.testing.assert_close(pre, sae.pre_activations(x))
+    (pre * w).sum().backward()
+    assert sae.b_dec.grad is None or float(sae.b_dec.grad.abs().max()) < 1e-6
+    xc = (x[:, 0] - sae.b_dec.detach()[0])
+    torch.testing.assert_close(sae.W_enc.grad[0], xc.T @ w)
+    torch.testing.assert_close(sae.b_enc.grad, w.sum(0))
+
+
 def test_jumprelu_forward_and_straight_through_gradients_by_hand():
     eps = 0.1
     pre = torch.tensor([[0.52, 0.3, 0.56, 1.0]], requires_grad=True)
@@ -654,3 +674,28 @@ def test_decoder_rows_as_a_feature_basis_for_circuits_and_topology():
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
     dgm = persistence(D, metric="cosine", max_dim=1)
     assert len(dgm.diagram(0)) == 24  # one H0 bar per decoder direction (the last one infinite)
+
+
+def test_token_level_profiles_hold_out_whole_texts(toy):
+    import topo_mi.pipelines as P
+    from topo_mi.pipelines.dictionaries import holdout_rows
+
+    X = toy[0][:3000]
+    groups = np.repeat(np.arange(300), np.random.default_rng(0).multinomial(3000 - 300, np.ones(300) / 300) + 1)
+    held = holdout_rows(3000, 300, 0, groups=groups)
+    np.testing.assert_array_equal(held, holdout_rows(3000, 300, 0, groups=groups))  # seeded
+    inside = set(groups[held].tolist())
+    assert not inside & set(np.delete(groups, held).tolist())  # every group wholly in or out
+    assert 250 < len(held) <= 300 and len(inside) > 1
+    assert len(holdout_rows(3000, 300, 0)) == 300 and len(holdout_rows(3000, 1, 0, groups=groups)) >= 1
+    ti = np.stack([groups, np.zeros(3000, dtype=np.int64)], axis=1)
+    kw = dict(layer="h", kind="topk", d_sae=32, k=3, n_steps=5, batch_size=256, lr=3e-3, seed=0)
+    tokens = np.array([f"t{g}" for g in groups])
+    prof = P.dictionary_profile(Activations({"h": X}), token_index=ti, tokens=tokens, **kw)
+    assert prof.n_eval == len(held) and prof.n_train == 3000 - len(held)
+    rows = P.dictionary_profile(Activations({"h": X}), token_index=ti, tokens=tokens, holdout="rows", **kw)
+    assert rows.n_eval == 300
+    with pytest.raises(InvalidParameterError, match="holdout"):
+        P.dictionary_profile(Activations({"h": X}), holdout="texts", **kw)
+    with pytest.raises(UnknownNameError, match="holdout"):
+        P.dictionary_profile(Activations({"h": X}), token_index=ti, holdout="sentences", **kw)

@@ -310,9 +310,7 @@ def _train(inputs, targets, *, kind, d_sae, k, coefficient, n_steps, batch_size,
             elif kind in ("topk", "batchtopk") and aux_coefficient > 0:
                 dead = since_fired >= dead_after
                 if dead.any():
-                    pre_aux = pre if pre is not None else model.pre_activations(x)
-                    if cfg["apply_b_dec_to_input"]:  # the shared input centring gets no AuxK gradient
-                        pre_aux = pre_aux + torch.einsum("nd,nds->s", model.b_dec.detach() - model.b_dec, model.W_enc)
+                    pre_aux = _aux_pre_activations(model, x, pre)
                     aux = L.auxk_loss(pre_aux, dead, y - y_hat, model.W_dec, cfg["k_aux"])
                     loss = loss + aux_coefficient * aux
             if not torch.isfinite(loss):
@@ -349,6 +347,22 @@ def _train(inputs, targets, *, kind, d_sae, k, coefficient, n_steps, batch_size,
     model.meta.update({"train": {k: v for k, v in hyper.items() if k != "cfg"}, "n_steps": n_steps,
                        "n_samples": src.n})
     return model
+
+
+def _aux_pre_activations(model, x, pre=None):
+    """The pre-activations AuxK reads: equal to ``model.pre_activations(x)``, but with the shared
+    input centring ``b_dec`` held fixed, so the auxiliary loss moves only the dead latents' encoder
+    rows and biases (and their decoder rows), never ``b_dec``.
+
+    ``pre = (x - b_dec) W + b`` has ``d pre / d b_dec = -W``; adding ``(b_dec - sg(b_dec)) W`` (zero
+    in value) cancels it.
+    """
+    import torch
+
+    pre = model.pre_activations(x) if pre is None else pre
+    if model.cfg["apply_b_dec_to_input"]:
+        pre = pre + torch.einsum("nd,nds->s", model.b_dec - model.b_dec.detach(), model.W_enc)
+    return pre
 
 
 # ---------------------------------------------------------------------------------------------

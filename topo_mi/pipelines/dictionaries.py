@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from topo_mi._results import Result, result_dataclass
-from topo_mi._validation import check_float, check_int, fail
+from topo_mi._validation import check_choice, check_float, check_int, fail
 
 
 @result_dataclass
@@ -80,10 +80,31 @@ class DictionaryProfile(Result):
                 "caption": cap}
 
 
+def holdout_rows(n: int, n_eval: int, seed: int, groups=None) -> np.ndarray:
+    """The sorted held-out rows of :func:`dictionary_profile`.
+
+    Without ``groups``: ``n_eval`` rows drawn without replacement by ``default_rng([seed, 2024])``.
+    With ``groups`` (one group id per row, e.g. the text id of every token): whole groups, taken
+    in the seeded random order of ``default_rng([seed, 2024]).permutation(unique groups)`` while
+    the held-out rows stay at most ``n_eval`` (at least one group).
+    """
+    rng = np.random.default_rng([seed, 2024])
+    if groups is None:
+        return np.sort(rng.choice(n, size=n_eval, replace=False))
+    groups = np.asarray(groups)
+    if groups.shape != (n,):
+        fail("groups", f"one group id per row ({n})", groups.shape, raw=True)
+    uniq, inv, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    order = rng.permutation(len(uniq))
+    total = np.cumsum(counts[order])
+    take = order[:max(1, int(np.searchsorted(total, n_eval, side="right")))]
+    return np.flatnonzero(np.isin(inv, take))
+
+
 def dictionary_profile(acts, *, layer: str | None = None, kind: str = "topk", d_sae: int | None = None,
                        expansion: float = 8.0, k: int | None = 32, l1_coefficient: float | None = None,
                        l0_coefficient: float | None = None, n_steps: int = 2000, batch_size: int = 1024,
-                       lr: float = 1e-3, eval_fraction: float = 0.1, max_eval: int = 50_000,
+                       lr: float = 1e-3, eval_fraction: float = 0.1, max_eval: int = 50_000, holdout: str = "auto",
                        dead_after: int = 1_000_000, resample_at=None, model=None, inputs=None,
                        splice: bool = True, splice_layer: str | None = None, splice_loss: str = "auto",
                        baseline: str = "zero", n_latents: int = 8,
@@ -92,7 +113,10 @@ def dictionary_profile(acts, *, layer: str | None = None, kind: str = "topk", d_
                        progress: bool = False) -> DictionaryProfile:
     """Train a dictionary on ``layer`` of ``acts`` and profile it on held-out rows.
 
-    A seeded ``eval_fraction`` of the rows (at most ``max_eval``) is held out; the dictionary is
+    A seeded ``eval_fraction`` of the rows (at most ``max_eval``) is held out — with ``holdout``
+    'texts' (the default 'auto' when the activations are token-level, i.e. carry a ``token_index``)
+    whole texts, so that no held-out token shares a sentence with a training token (see
+    :func:`holdout_rows`); with 'rows' single rows. The dictionary is
     trained on the rest with :func:`topo_mi.dictionaries.train_sae` (``kind``, ``d_sae`` or
     ``expansion`` x width, ``k``, coefficients, ``n_steps``...), then evaluated
     (:func:`~topo_mi.dictionaries.evaluate`), its top examples found
@@ -122,8 +146,17 @@ def dictionary_profile(acts, *, layer: str | None = None, kind: str = "topk", d_
     n_eval = min(max_eval, max(1, int(round(eval_fraction * n))))
     if n - n_eval < batch_size:
         fail("acts", f"at least batch_size + held-out = {batch_size + n_eval} rows", f"{n} rows", raw=True)
-    rng = np.random.default_rng([seed, 2024])
-    held = np.sort(rng.choice(n, size=n_eval, replace=False))
+    from topo_mi.dictionaries._examples import token_attr
+
+    ti = token_index if token_index is not None else token_attr(acts, "token_index")
+    check_choice("holdout", holdout, ("auto", "texts", "rows"))
+    if holdout == "texts" and ti is None:
+        fail("holdout", "'rows' for activations without a token_index (or pass token_index=)", holdout)
+    groups = None if holdout == "rows" or ti is None else np.asarray(ti)[:, 0]
+    held = holdout_rows(n, n_eval, seed, groups=groups)
+    n_eval = int(len(held))
+    if n - n_eval < batch_size:
+        fail("acts", f"at least batch_size + held-out = {batch_size + n_eval} rows", f"{n} rows", raw=True)
     mask = np.ones(n, dtype=bool)
     mask[held] = False
     train_rows = np.flatnonzero(mask)
@@ -135,9 +168,6 @@ def dictionary_profile(acts, *, layer: str | None = None, kind: str = "topk", d_
     sae.meta["layer"] = layer
     Xe = np.asarray(X[held], dtype=np.float32)
     metrics = evaluate(sae, Xe)
-    from topo_mi.dictionaries._examples import token_attr
-
-    ti = token_index if token_index is not None else token_attr(acts, "token_index")
     tk = tokens if tokens is not None else token_attr(acts, "tokens")
     n_latents = check_int("n_latents", n_latents, min_value=1)
     order = np.argsort(-metrics.density, kind="stable")[:n_latents]
@@ -154,4 +184,4 @@ def dictionary_profile(acts, *, layer: str | None = None, kind: str = "topk", d_
                              n_train=int(len(train_rows)), n_eval=int(n_eval))
 
 
-__all__ = ["dictionary_profile", "DictionaryProfile"]
+__all__ = ["dictionary_profile", "DictionaryProfile", "holdout_rows"]
