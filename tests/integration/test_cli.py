@@ -197,4 +197,9 @@ def test_bad_analysis_parameter_is_caught_before_running(tmp_path, capsys):
 def test_demo_produces_the_report(tmp_path, report_checker):
     assert main(["demo", "--out", str(tmp_path / "demo"), "--quiet"]) == 0
     res = report_checker(tmp_path / "demo")
-    assert set(res["analyses"]) == {"topology", "geometry", "dynamics", "circuits"}
+    assert set(res["analyses"]) == {"topology", "geometry", "dynamics", "circuits", "synthesis"}
+    syn = res["analyses"]["synthesis"]
+    members = {k: v for k, v in syn.items() if k.startswith("coverage[") and k != "coverage[union]"}
+    assert len(members) >= 2 and all(0.0 <= v <= 1.0 for v in members.values())
+    # an input is explained by the union when any member explains it: never less than the best member
+    assert syn["coverage[union]"] >= max(members.values()) - 1e-12
