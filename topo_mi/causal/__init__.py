@@ -11,7 +11,7 @@
 """
 from __future__ import annotations
 
-import importlib
+from topo_mi._lazy import lazy_exports
 
 _ATTRS = {
     **{name: "topo_mi.causal._ops" for name in ("Op", "Compose", "Zero", "Mean", "Resample", "Patch", "Steer",
@@ -34,14 +34,4 @@ _ATTRS = {
     "SensitivityResult": "topo_mi.causal.quantities",
 }
 
-__all__ = sorted(_ATTRS)
-
-
-def __getattr__(name: str):
-    if name in _ATTRS:
-        return getattr(importlib.import_module(_ATTRS[name]), name)
-    raise AttributeError(f"module 'topo_mi.causal' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _ATTRS, ())

@@ -173,7 +173,8 @@ class Op:
 
     # subclasses implement this
     def compute(self, t, call: _Call):  # pragma: no cover - abstract
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} does not define compute() (the replacement of a layer's output); "
+                        "subclass Op and implement it, or use Replace(fn)")
 
     def _args(self) -> list[str]:
         return []

@@ -11,7 +11,7 @@ Submodules import torch and networkx only when their functions run.
 """
 from __future__ import annotations
 
-import importlib
+from topo_mi._lazy import lazy_exports
 
 _ATTRS = {
     "build_graph": "topo_mi.circuits.graph",
@@ -34,14 +34,4 @@ _ATTRS = {
     "EDGE_KINDS": "topo_mi.circuits._graphdata",
 }
 
-__all__ = sorted(_ATTRS)
-
-
-def __getattr__(name: str):
-    if name in _ATTRS:
-        return getattr(importlib.import_module(_ATTRS[name]), name)
-    raise AttributeError(f"module 'topo_mi.circuits' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _ATTRS, ())

@@ -20,7 +20,7 @@ Second order (:mod:`topo_mi.differential.hessian`)
 """
 from __future__ import annotations
 
-import importlib
+from topo_mi._lazy import lazy_exports
 
 _ATTRS = {
     "saliency": "topo_mi.differential.attributions",
@@ -42,16 +42,4 @@ _ATTRS = {
 }
 _SUBMODULES = ("attributions", "hessian")
 
-__all__ = sorted([*_ATTRS, *_SUBMODULES])
-
-
-def __getattr__(name: str):
-    if name in _ATTRS:
-        return getattr(importlib.import_module(_ATTRS[name]), name)
-    if name in _SUBMODULES:
-        return importlib.import_module(f"topo_mi.differential.{name}")
-    raise AttributeError(f"module 'topo_mi.differential' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _ATTRS, _SUBMODULES)

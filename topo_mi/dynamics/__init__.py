@@ -36,7 +36,7 @@ Maps are called on single samples under ``torch.func.vmap``; states may have any
 """
 from __future__ import annotations
 
-import importlib
+from topo_mi._lazy import lazy_exports
 
 _ATTRS = {
     "lyapunov_spectrum": "topo_mi.dynamics.lyapunov",
@@ -61,16 +61,4 @@ _ATTRS = {
 }
 _SUBMODULES = ("systems", "lyapunov", "jacobians", "residual")
 
-__all__ = sorted([*_ATTRS, *_SUBMODULES])
-
-
-def __getattr__(name: str):
-    if name in _ATTRS:
-        return getattr(importlib.import_module(_ATTRS[name]), name)
-    if name in _SUBMODULES:
-        return importlib.import_module(f"topo_mi.dynamics.{name}")
-    raise AttributeError(f"module 'topo_mi.dynamics' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _ATTRS, _SUBMODULES)

@@ -15,7 +15,7 @@ The proofs are argued computations, tested against brute force, not machine-chec
 """
 from __future__ import annotations
 
-import importlib
+from topo_mi._lazy import lazy_exports
 
 _ATTRS = {
     "Proof": "topo_mi.guarantees.proofs",
@@ -34,14 +34,4 @@ _ATTRS = {
     "SeedCircuits": "topo_mi.circuits.transformer",
 }
 
-__all__ = sorted(_ATTRS)
-
-
-def __getattr__(name: str):
-    if name in _ATTRS:
-        return getattr(importlib.import_module(_ATTRS[name]), name)
-    raise AttributeError(f"module 'topo_mi.guarantees' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _ATTRS, ())

@@ -15,7 +15,7 @@
 """
 from __future__ import annotations
 
-import importlib
+from topo_mi._lazy import lazy_exports
 
 _ATTRS = {
     "betti_profile": "topo_mi.pipelines.topology",
@@ -47,18 +47,8 @@ _ATTRS = {
     "validate_spec": "topo_mi.pipelines.spec",
 }
 
-__all__ = sorted(_ATTRS)
-
 # The modules behind these names are deliberately not named like the functions (comparison.py,
 # not compare.py): importing a submodule sets it as an attribute of this package, which would
 # shadow a function of the same name.
 
-
-def __getattr__(name: str):
-    if name in _ATTRS:
-        return getattr(importlib.import_module(_ATTRS[name]), name)
-    raise AttributeError(f"module 'topo_mi.pipelines' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _ATTRS, ())

@@ -14,7 +14,7 @@ Importing :mod:`topo_mi.superposition` is light; the names that need torch impor
 """
 from __future__ import annotations
 
-import importlib
+from topo_mi._lazy import lazy_exports
 
 _ATTRS = {
     "POLYTOPES": "geometry", "FeatureGeometry": "geometry", "feature_geometry": "geometry",
@@ -27,14 +27,4 @@ _ATTRS = {
     "FiniteDatasetResult": "finite", "finite_dataset": "finite", "data_dimensionality": "finite",
 }
 
-__all__ = sorted(_ATTRS)
-
-
-def __getattr__(name: str):
-    if name in _ATTRS:
-        return getattr(importlib.import_module(f"topo_mi.superposition.{_ATTRS[name]}"), name)
-    raise AttributeError(f"module 'topo_mi.superposition' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _ATTRS, (), prefix="topo_mi.superposition.")

@@ -22,7 +22,7 @@ torch is imported only when a function runs.
 """
 from __future__ import annotations
 
-import importlib
+from topo_mi._lazy import lazy_exports
 
 _ATTRS = {
     "Interpretation": "topo_mi.synthesis._interpretation",
@@ -57,14 +57,4 @@ _ATTRS = {
     "combine": "topo_mi.synthesis._pluralism",
 }
 
-__all__ = sorted(_ATTRS)
-
-
-def __getattr__(name: str):
-    if name in _ATTRS:
-        return getattr(importlib.import_module(_ATTRS[name]), name)
-    raise AttributeError(f"module 'topo_mi.synthesis' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _ATTRS, ())

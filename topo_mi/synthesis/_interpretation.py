@@ -83,8 +83,9 @@ class Interpretation:
         return None
 
     def predict(self, state, rows: np.ndarray, x):
-        """Surrogates: I(x) for the batch, in :attr:`space`."""
-        raise NotImplementedError
+        """Surrogates: I(x) for the batch, in :attr:`space` (subclasses that are surrogates define it)."""
+        raise TypeError(f"{type(self).__name__} does not define predict(): an interpretation either replaces "
+                        "layer outputs (ops) or is a surrogate that predicts N(x) itself")
 
     # -- error budget ---------------------------------------------------------------------------
     def budget(self, space: str, norm: str) -> tuple[float, str] | None:
