@@ -14,6 +14,7 @@ part of the items, never drawn inside a worker, so results are identical across 
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import sys
@@ -159,6 +160,26 @@ class DaskExecutor(Executor):
         return f"DaskExecutor({self.client.scheduler.address!r})"
 
 
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Temporarily set torch's intra-op thread count, restored afterwards (``None`` leaves it).
+
+    Small tensor work runs faster on one thread: waking and synchronising threads costs more than
+    it saves, and a count raised elsewhere oversubscribes a loaded machine.
+    """
+    import torch
+
+    if n is None or int(n) == torch.get_num_threads():
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 def get_executor(executor: Any = None, *, n_workers: int | None = None, address: Any = None) -> Executor:
     """Resolve ``None`` / ``"serial"`` / ``"process"`` / ``"dask"`` / an Executor instance.
 
@@ -182,4 +203,4 @@ def get_executor(executor: Any = None, *, n_workers: int | None = None, address:
     return DaskExecutor(address)
 
 
-__all__ = ["Executor", "SerialExecutor", "ProcessExecutor", "DaskExecutor", "get_executor"]
+__all__ = ["Executor", "SerialExecutor", "ProcessExecutor", "DaskExecutor", "get_executor", "torch_threads"]

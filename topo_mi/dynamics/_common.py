@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,18 +18,11 @@ SMALL_PROBLEM = 1 << 15
 SMALL_WORK = 1 << 22
 
 
-@contextlib.contextmanager
-def num_threads(n: int | None) -> Iterator[None]:
-    """Temporarily set torch's intra-op thread count (``None``: leave it)."""
-    if n is None or n == torch.get_num_threads():
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
+def num_threads(n: int | None) -> contextlib.AbstractContextManager:
+    """Temporarily set torch's intra-op thread count (``None``: leave it); see :func:`topo_mi.parallel.torch_threads`."""
+    from topo_mi.parallel import torch_threads
+
+    return torch_threads(n)
 
 
 def threads_for(work: int, threads: int | None = None) -> contextlib.AbstractContextManager:

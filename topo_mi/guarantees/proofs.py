@@ -290,7 +290,7 @@ def brute_force_proof(model, *, max_sequences: int = 1 << 26, n_threads: int | N
 
     import torch
 
-    from topo_mi.circuits._threads import intra_op_threads
+    from topo_mi.parallel import torch_threads as intra_op_threads
     from topo_mi.circuits.transformer import free_grid_max
 
     t0 = time.perf_counter()

@@ -117,18 +117,12 @@ def _train_dictionary(model, layer, x, d_sae, k, steps, seed, batch_size):
     d_sae = check_int("dictionary_size", d_sae, min_value=1) if d_sae is not None else 4 * d
     k = check_int("dictionary_k", k, min_value=1, max_value=d_sae) if k is not None else max(1, min(d_sae, d // 2))
     steps = check_int("dictionary_steps", steps, min_value=1)
-    import torch
+    from topo_mi.parallel import torch_threads
 
-    # Small dictionaries train faster on one thread (thread start-up costs more than it saves, and a
-    # thread count raised by an earlier analysis oversubscribes a loaded machine); restored after.
-    before = torch.get_num_threads()
-    if d * d_sae < 65536:
-        torch.set_num_threads(1)
-    try:
+    # small dictionaries train faster on one thread (restored after)
+    with torch_threads(1 if d * d_sae < 65536 else None):
         return train_sae(A, kind="topk", d_sae=d_sae, k=k, n_steps=steps, batch_size=min(batch_size, len(A)),
                          seed=seed)
-    finally:
-        torch.set_num_threads(before)
 
 
 def profile(model, inputs, *, methods=("circuit", "magnitude", "projection", "dictionary", "mean"),
