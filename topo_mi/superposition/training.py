@@ -188,6 +188,64 @@ def _lr_factor(schedule: str, steps: int):
     return lambda step: math.cos(0.5 * math.pi * step / steps)
 
 
+def _closed_form_step(model: "ToyModelInstances", gens, S: np.ndarray, imp: np.ndarray, batch_size: int,
+                      corr: tuple[int, ...], anti: tuple[int, ...]):
+    r"""The batched training step with its gradient written out (no autograd graph).
+
+    With ``x`` of shape (I, n, B) (features by batch, the layout in which the small batched
+    products are fastest), ``h = Wᵀx``, ``p = W h + b``, ``x' = act(p)``, ``r = x' − x`` and
+    ``L_k = mean_{b,i} I_i r²``, the gradients are ``δ = (2 / (B n)) I ⊙ r ⊙ act'(p)``,
+    ``∂L/∂b = Σ_b δ`` and ``∂L/∂W = x (Wᵀδ)ᵀ + δ hᵀ`` — what autograd computes for the same loss
+    (agreement to float rounding is tested), in five small products and a few elementwise passes
+    instead of a recorded graph. The features are the draws of
+    :func:`topo_mi.models.sparse_feature_batch` per instance (values, then the keep test
+    ``u >= S``, written as ``1 − sign(relu(S − u))``, which is exact), so the data streams are
+    those of the single-model API.
+    """
+    n_instances, n, B = len(gens), model.n_features, batch_size
+    dt = model.W.dtype
+    W, b = model.W, model.b
+    imp_s = torch.as_tensor(imp, dtype=dt)[:, :, None] * (2.0 / (B * n))   # (I, n, 1)
+    S_t = torch.as_tensor(S, dtype=torch.float32)[:, None, None]
+    buf = torch.empty(n_instances, 2, B, n)   # per instance: the values, then the keep draws (one call)
+    values, draws = buf[:, 0], buf[:, 1]
+    x = torch.empty(n_instances, n, B, dtype=dt)
+    x_rows = x.transpose(1, 2)            # the (I, B, n) view the draws are written through
+    S_list = S.tolist()
+    relu = model.activation == "relu"
+
+    def step_loss(step):
+        with torch.no_grad():
+            if corr or anti:
+                x_rows.copy_(torch.stack([feature_batch(B, n, s, g, correlated=corr, anticorrelated=anti)
+                                          for s, g in zip(S_list, gens)]))
+            else:
+                for k, g in enumerate(gens):
+                    torch.rand(2, B, n, generator=g, out=buf[k])   # = two calls of (B, n), in order
+                drop = torch.sub(S_t, draws).clamp_min_(0.0).sign_()      # 1 where u < S, else 0
+                torch.addcmul(values, values, drop, value=-1.0, out=x_rows)  # values · (1 − drop)
+            Wt = W.transpose(1, 2).contiguous()
+            h = torch.bmm(Wt, x)                                           # (I, m, B)
+            p = torch.bmm(W, h) if b is None else torch.baddbmm(b[:, :, None], W, h)
+            if relu:
+                out = p.clamp_min_(0.0)
+                slope = out.sign()                                         # act'(p) = 1[p > 0]
+                r = out.sub_(x)
+            else:
+                r = p.sub_(x)
+            ir = imp_s * r
+            loss = (ir * r).sum(dim=(1, 2)).mul_(0.5)                      # Σ I r² / (B n)
+            if relu:
+                ir.mul_(slope)
+            gW = torch.baddbmm(torch.bmm(ir, h.transpose(1, 2)), x, torch.bmm(Wt, ir).transpose(1, 2))
+            W.grad = gW
+            if b is not None:
+                b.grad = ir.sum(dim=2)
+        return loss
+
+    return step_loss
+
+
 # -- the result --------------------------------------------------------------------------------
 
 @result_dataclass
@@ -351,32 +409,12 @@ def train_toy_models(n_features: int = 5, n_hidden: int = 2, *, n_instances: int
 
     model = ToyModelInstances(n_features, n_hidden, seed_list, activation=activation, bias=bool(bias), dtype=dt)
     gens = [generator(_sub_seed(s, 0)) for s in seed_list]
-    imp_t = torch.as_tensor(imp, dtype=dt)[:, None, :]
     opt = _optimizer(torch.optim.AdamW, model.parameters(), lr=lr, weight_decay=weight_decay)
-    S_list = S.tolist()
-    values = torch.empty(n_instances, batch_size, n_features)
-    draws = torch.empty(n_instances, batch_size, n_features)
-    S_t = torch.as_tensor(S, dtype=torch.float32)[:, None, None]
-
-    def independent_batch():
-        # the draws of sparse_feature_batch (values, then the keep test), written in place
-        for k, g in enumerate(gens):
-            torch.rand(batch_size, n_features, generator=g, out=values[k])
-            torch.rand(batch_size, n_features, generator=g, out=draws[k])
-        return torch.where(draws >= S_t, values, torch.zeros(()))
-
-    def step_loss(step):
-        if corr or anti:
-            x = torch.stack([feature_batch(batch_size, n_features, s, g, correlated=corr, anticorrelated=anti)
-                             for s, g in zip(S_list, gens)])
-        else:
-            x = independent_batch()
-        x = x.to(dt)
-        return (imp_t * (x - model(x)) ** 2).mean(dim=(1, 2))
-
+    step_loss = _closed_form_step(model, gens, S, imp, batch_size, corr, anti)
     losses, seconds = _step_loop(model, opt, step_loss, steps=steps, seed=seed_list[0], threads=threads,
                                  progress=progress, desc="toy models", name="train_toy_models", lr=lr,
-                                 every=200, fmt=".3g", lr_factor=_lr_factor(lr_schedule, steps))
+                                 every=200, fmt=".3g", lr_factor=_lr_factor(lr_schedule, steps),
+                                 closed_form=True)
     W = model.W.detach().double().numpy().copy()
     b = None if model.b is None else model.b.detach().double().numpy().copy()
     geometry = feature_geometry(W, b, **geometry_options)
