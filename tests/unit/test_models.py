@@ -510,3 +510,19 @@ def test_pretrained_max_of_4_accuracy(tmp_path, monkeypatch):
 def test_pretrained_superposition_is_a_pentagon(tmp_path, monkeypatch):
     monkeypatch.setenv("TOPO_MI_DATA_HOME", str(tmp_path))
     _pentagon_check(models.pretrained("superposition-5-2"))
+
+
+def test_direct_fused_adamw_step_is_bit_identical_to_the_optimizer(monkeypatch):
+    import topo_mi.models.training as training
+    from topo_mi.models import ToySuperposition, train_superposition
+
+    direct_step = training._direct_step
+    fast = ToySuperposition(5, 2, seed=1)
+    rep_fast = train_superposition(fast, sparsity=0.9, steps=300, seed=1)
+    monkeypatch.setattr(training, "_direct_step", lambda opt: opt.step)
+    plain = ToySuperposition(5, 2, seed=1)
+    rep_plain = train_superposition(plain, sparsity=0.9, steps=300, seed=1)
+    assert torch.equal(fast.W, plain.W) and torch.equal(fast.b, plain.b)
+    assert np.array_equal(rep_fast.losses, rep_plain.losses)
+    opt = torch.optim.SGD(plain.parameters(), lr=0.1)
+    assert direct_step(opt) == opt.step   # anything but a fused AdamW goes through step()
