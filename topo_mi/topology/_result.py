@@ -55,6 +55,12 @@ class PersistenceResult(Result):
         exactly on all points).
     max_error : float or None
         The absolute target that was asked for (a relative target already multiplied out).
+    cut : dict or None
+        When H0–H1 of at least 1,000 points were computed exactly through a prefix of the
+        filtration (see :mod:`topo_mi.topology._cut`): ``birth_bound`` (no H1 class is born, and
+        no finite H0 class dies, after it), ``cut`` (the largest edge of the complex that was built;
+        no H1 class was alive there, so the diagrams are those of the whole filtration),
+        ``thresholds`` (each run's), ``enclosing_radius``.
     """
 
     diagrams: list
@@ -75,6 +81,7 @@ class PersistenceResult(Result):
     route: Any = None
     error_bounds: Any = None
     max_error: Any = None
+    cut: Any = None
 
     _plot_function = "topo_mi.plotting.topology:plot_diagram"
 
