@@ -95,3 +95,14 @@ def test_each_prefix_is_checked_by_the_memory_guard(monkeypatch):
     with pytest.raises(ResourceError, match=r"Vietoris-Rips complex of 400 points.*certified cut: \d+ H1 classes "
                                             r"were still alive at scale"):
         persistence(datasets.make("torus", n=400, seed=0).X, max_dim=1, memory_limit=2_000_000)
+
+
+def test_the_certified_exact_route_goes_through_the_cut(monkeypatch):
+    monkeypatch.setattr(_cut, "CUT_MIN_POINTS", 10)
+    X = datasets.make("torus", n=300, seed=1).X
+    res = persistence(X, max_dim=1, max_error=1e-9)
+    assert res.route == "exact" and res.cut is not None and res.error_bounds == (0.0, 0.0)
+    monkeypatch.setattr(_cut, "CUT_MIN_POINTS", 10**9)
+    full = persistence(X, max_dim=1)
+    for a, b in zip(res.diagrams, full.diagrams):
+        assert np.array_equal(a, b)

@@ -90,10 +90,24 @@ def certified_persistence(X, *, max_dim, coeff, target, kind, route, limit):
             met = 2.0 * cover <= tau * (1 + 1e-9)
             chosen = "landmarks" if met and len(idx) < N else None
     checked = False
+    from topo_mi.topology import _cut
+
+    use_cut = max_dim == 1 and N >= _cut.CUT_MIN_POINTS  # exact H0-H1 through a certified prefix
+
+    def check(t):
+        rs.check_complex_fits(D, n=N, max_dim=max_dim, threshold=t, backend="gudhi", limit=limit, coeff=coeff)
+
+    def run(t):
+        return bk.run_backend("gudhi", D, n=N, max_dim=max_dim, threshold=t, coeff=coeff)
+
+    raw = None
     if chosen is None and D is not None:
         try:
-            rs.check_complex_fits(D, n=N, max_dim=max_dim, threshold=np.inf, backend="gudhi", limit=limit,
-                                  coeff=coeff)
+            if use_cut:
+                raw, info["cut"] = _cut.cut_persistence(D, n=N, coeff=coeff, backend="gudhi", limit=limit,
+                                                        check=check, run=run)
+            else:
+                check(np.inf)
             chosen, checked = "exact", True
         except ResourceError:
             chosen = "sparse"
@@ -103,11 +117,14 @@ def certified_persistence(X, *, max_dim, coeff, target, kind, route, limit):
     if chosen == "exact":
         if D is None:
             rs.check_dense_fits(N, backend="gudhi", limit=limit)
-        if not checked:
-            rs.check_complex_fits(D, n=N, max_dim=max_dim, threshold=np.inf, backend="gudhi", limit=limit,
-                                  coeff=coeff)
-        dgms = bk.canonical_diagrams(bk.run_backend("gudhi", D, n=N, max_dim=max_dim, threshold=np.inf,
-                                                    coeff=coeff), max_dim)
+        if raw is None and use_cut:
+            raw, info["cut"] = _cut.cut_persistence(D, n=N, coeff=coeff, backend="gudhi", limit=limit,
+                                                    check=check, run=run)
+        elif raw is None:
+            if not checked:
+                check(np.inf)
+            raw = run(np.inf)
+        dgms = bk.canonical_diagrams(raw, max_dim)
         return dgms, [0.0] * (max_dim + 1), "exact", None, 0.0, info
     if chosen == "landmarks":
         if len(idx) >= N:  # every point is a landmark: the exact diagrams

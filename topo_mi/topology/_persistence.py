@@ -181,7 +181,7 @@ def persistence(X, *, max_dim: int = 1, metric: str = "euclidean", backend: str 
             landmark_method=None if idx is None else "maxmin", cover_radius=float(cover),
             bottleneck_bound=float(max(bounds)), seed=None, elapsed_s=time.perf_counter() - t0,
             timings={}, route=used, error_bounds=tuple(float(b) for b in bounds),
-            max_error=info["target"],
+            max_error=info["target"], cut=info.get("cut"),
         )
 
     # -- input -----------------------------------------------------------------------------------
