@@ -34,6 +34,8 @@ def test_birth_bound_equals_the_brute_force_relative_neighbourhood_graph(case):
     else:
         D = np.array([[0.0, 2.0], [2.0, 0.0]])
     assert _cut.h1_birth_bound(D) == brute_force_birth_bound(D)
+    u, v = _cut.witness_free_edges(D)
+    assert D[u, v].max() == brute_force_birth_bound(D)
 
 
 def _cut_and_full(X, monkeypatch, **kw):
@@ -106,3 +108,12 @@ def test_the_certified_exact_route_goes_through_the_cut(monkeypatch):
     full = persistence(X, max_dim=1)
     for a, b in zip(res.diagrams, full.diagrams):
         assert np.array_equal(a, b)
+
+
+def test_budgets_keep_the_bound_an_upper_bound():
+    D = squareform(pdist(np.random.default_rng(5).normal(size=(80, 3))))
+    exact = brute_force_birth_bound(D)
+    assert _cut.h1_birth_bound(D, max_checks=0) >= exact            # the longest candidate
+    assert _cut.h1_birth_bound(D, max_candidates=1.0) == np.inf     # too dense: no cut
+    hi = squareform(pdist(np.random.default_rng(5).normal(size=(300, 200))))
+    assert _cut.h1_birth_bound(hi) >= brute_force_birth_bound(hi) or _cut.h1_birth_bound(hi) == np.inf

@@ -44,21 +44,14 @@ _BLOCK_ELEMENTS = 4_000_000
 _SCHEDULE_SAMPLE = 200_000
 
 
-def witness_free_edges(D: np.ndarray, *, m: int = _WITNESS_NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
-    """The edges ``u < v`` of the dissimilarity matrix ``D`` with no strict witness ``w``
-    (``max(D[u, w], D[w, v]) < D[u, v]``, ``w != u, v``): the relative neighbourhood graph.
-
-    Exact: the ``m`` nearest neighbours of ``u`` are tried first (blockwise, O(n² m)); every
-    edge they leave unwitnessed is checked against all points.
-    """
+def _unwitnessed(D: np.ndarray, m: int, max_candidates: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """Edges ``u < v`` that none of ``u``'s ``m`` nearest neighbours witnesses (blockwise,
+    O(n² m)); None as soon as they are on course to exceed ``max_candidates`` (in high dimension
+    few neighbours lie towards a far point, the witness-free graph is dense, and the cut would not
+    pay: the caller then runs the whole filtration)."""
     n = D.shape[0]
-    m = max(1, min(m, n - 2)) if n > 2 else 0
-    if n < 2:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    if m == 0:  # two points: their edge has no witness
-        return np.array([0]), np.array([1])
     nbr = np.argpartition(D, m, axis=1)[:, :m + 1]          # the m nearest and (usually) the point itself
-    us, vs = [], []
+    us, vs, total = [], [], 0
     block = max(1, _BLOCK_ELEMENTS // (n * (m + 1)))
     for s in range(0, n, block):
         rows = np.arange(s, min(n, s + block))
@@ -69,27 +62,70 @@ def witness_free_edges(D: np.ndarray, *, m: int = _WITNESS_NEIGHBOURS) -> tuple[
         u, v = np.nonzero(best >= D[rows])
         u = rows[u]
         keep = u < v                                         # each edge once, from its lower end
-        us.append(u[keep])
-        vs.append(v[keep])
-    u, v = np.concatenate(us), np.concatenate(vs)
-    # exact check of what the neighbours did not witness (w = v gives max(d(u,v), 0) = d(u,v): never strict)
+        us.append(u[keep].astype(np.int32))
+        vs.append(v[keep].astype(np.int32))
+        total += int(keep.sum())
+        done = rows[-1] + 1
+        # rows u see the edges u < v: the first rows see the most, so this extrapolation over-counts
+        if done >= 0.05 * n and total > max_candidates * (done * (2 * n - done)) / (n * n):
+            return None
+    return np.concatenate(us), np.concatenate(vs)
+
+
+def _free(D: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Exact test against every point: which edges ``uv`` have no strict witness (``w = v`` gives
+    ``max(d(u, v), 0) = d(u, v)``: never strict, so only ``u`` and ``v`` themselves are excluded)."""
+    M = np.maximum(D[u], D[v])
+    r = np.arange(u.size)
+    M[r, u] = np.inf
+    M[r, v] = np.inf
+    return M.min(axis=1) >= D[u, v]
+
+
+def witness_free_edges(D: np.ndarray, *, m: int = _WITNESS_NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
+    """All edges ``u < v`` of the dissimilarity matrix ``D`` with no strict witness ``w``
+    (``max(D[u, w], D[w, v]) < D[u, v]``, ``w != u, v``): the relative neighbourhood graph."""
+    n = D.shape[0]
+    if n < 3:
+        return (np.array([0]), np.array([1])) if n == 2 else (np.empty(0, int), np.empty(0, int))
+    u, v = _unwitnessed(D, max(1, min(m, n - 2)), np.inf)
     free = np.zeros(u.size, dtype=bool)
     step = max(1, _BLOCK_ELEMENTS // n)
     for s in range(0, u.size, step):
-        uu, vv = u[s:s + step], v[s:s + step]
-        M = np.maximum(D[uu], D[vv])
-        r = np.arange(uu.size)
-        M[r, uu] = np.inf
-        M[r, vv] = np.inf
-        free[s:s + step] = M.min(axis=1) >= D[uu, vv]
+        free[s:s + step] = _free(D, u[s:s + step], v[s:s + step])
     return u[free], v[free]
 
 
-def h1_birth_bound(D: np.ndarray) -> float:
-    """``L``: the longest edge with no strict witness; no H1 class (and no finite H0 class) of the
-    Rips filtration of ``D`` is born (dies, for H0) after it."""
-    u, v = witness_free_edges(D)
-    return float(D[u, v].max()) if u.size else 0.0
+def h1_birth_bound(D: np.ndarray, *, m: int = _WITNESS_NEIGHBOURS, max_candidates: float | None = None,
+                   max_checks: int | None = None) -> float:
+    """An upper bound on ``L``, the longest edge with no strict witness (exactly ``L`` unless a
+    budget ran out); no H1 class (and no finite H0 class) of the Rips filtration of ``D`` is born
+    (dies, for H0) after it. ``inf`` when the witness-free graph is too dense to be worth finding
+    (more than ``max_candidates``, default 50 n, edges left by the neighbour pass).
+
+    The edges the neighbour pass leaves are checked exactly from the longest down: the first
+    witness-free one is ``L``. After ``max_checks`` (default 20 n) checks without one, the next
+    unchecked length bounds ``L`` (every longer candidate has a witness).
+    """
+    n = D.shape[0]
+    if n < 3:
+        return float(D[0, 1]) if n == 2 else 0.0
+    found = _unwitnessed(D, max(1, min(m, n - 2)), 50.0 * n if max_candidates is None else max_candidates)
+    if found is None:
+        return float("inf")
+    u, v = found
+    lengths = D[u, v]
+    order = np.argsort(-lengths, kind="stable")
+    budget = 20 * n if max_checks is None else max_checks
+    step = max(1, min(_BLOCK_ELEMENTS // n, 256))
+    for s in range(0, order.size, step):
+        if s >= budget:
+            return float(lengths[order[s]])
+        sel = order[s:s + step]
+        free = _free(D, u[sel], v[sel])
+        if free.any():
+            return float(lengths[sel][free].max())
+    return 0.0  # pragma: no cover - the minimum spanning tree's edges are witness-free
 
 
 def next_threshold(D: np.ndarray, t: float, sample: np.ndarray) -> float:
@@ -121,7 +157,7 @@ def cut_persistence(D: np.ndarray, *, n: int, coeff: int, backend: str, limit: i
     cone = float(np.min(np.max(D, axis=1)))
     L = h1_birth_bound(D)
     sample = None
-    t = L
+    t = L   # inf (or >= cone): nothing to gain, the whole filtration in one run
     thresholds = []
     while True:
         if t >= cone:
