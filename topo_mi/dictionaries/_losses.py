@@ -32,6 +32,17 @@ def l1_penalty(z: torch.Tensor, W_dec: torch.Tensor) -> torch.Tensor:
     return (z.abs() * w).sum(dim=1).mean()
 
 
+def l1_penalty_from_sums(z_sum: torch.Tensor, W_dec: torch.Tensor, batch: int) -> torch.Tensor:
+    """:func:`l1_penalty` of a non-negative code (ReLU) from its column sums ``z_sum = sum_b z_b``.
+
+    ``mean_b sum_s z_bs * w_s = (1 / b) sum_s w_s * sum_b z_bs`` when ``z >= 0`` (so ``|z| = z``):
+    the same value and gradients, read from one column sum of ``z`` (which training also uses to
+    find the latents that fired) instead of ``|z| * w`` over the whole batch.
+    """
+    w = decoder_norms(W_dec).sum(dim=1)
+    return (z_sum @ w) / batch
+
+
 def auxk_loss(pre: torch.Tensor, dead: torch.Tensor, residual: torch.Tensor, W_dec: torch.Tensor,
               k_aux: int) -> torch.Tensor:
     """AuxK (Gao et al. 2024): the top-``k_aux`` *dead* latents reconstruct the detached residual.
@@ -107,8 +118,8 @@ def l0_penalty(pre: torch.Tensor, theta: torch.Tensor, bandwidth: float) -> torc
     return _Step.apply(pre, theta, float(bandwidth)).sum(dim=1).mean()
 
 
-__all__ = ["reconstruction_loss", "decoder_norms", "l1_penalty", "auxk_loss", "rectangle", "jumprelu",
-           "l0_penalty"]
+__all__ = ["reconstruction_loss", "decoder_norms", "l1_penalty", "l1_penalty_from_sums", "auxk_loss", "rectangle",
+           "jumprelu", "l0_penalty"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,3 +163,125 @@ class _TopKEncode(torch.autograd.Function):
 def topk_encode(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor, k: int):
     """``(vals, idx)`` of ``ReLU(topk(x @ W + b))`` with a sparse backward (see :class:`_TopKEncode`)."""
     return _TopKEncode.apply(x, W, b, int(k))
+
+
+# ---------------------------------------------------------------------------------------------
+# the centred encoder (x - c) @ W + b, without the input-gradient matmul when only c needs one
+# ---------------------------------------------------------------------------------------------
+class _CentredLinear(torch.autograd.Function):
+    """``(x - c) @ W + b`` (``c``: one vector subtracted from every row, an SAE's ``b_dec``).
+
+    Autograd would back-propagate to ``c`` through the full ``(b, s) @ (s, d)`` input gradient and
+    then sum it over the batch; here ``d/dc = -(sum_b g_b) @ W^T`` (one vector-matrix product), and
+    the input gradient is formed only when ``x`` itself needs one. Same values and gradients.
+    """
+
+    @staticmethod
+    def forward(ctx, x, c, W, b):
+        xc = x - c
+        ctx.save_for_backward(xc, W)
+        return torch.addmm(b, xc, W)
+
+    @staticmethod
+    def backward(ctx, g):
+        xc, W = ctx.saved_tensors
+        need_x, need_c, need_W, need_b = ctx.needs_input_grad
+        g_x = g_c = g_W = g_b = None
+        g_sum = g.sum(dim=0) if (need_c or need_b) else None
+        if need_x:
+            g_x = g @ W.t()
+        if need_c:
+            g_c = -(g_sum @ W.t())
+        if need_W:
+            g_W = _outer_grad(xc, g, W)
+        if need_b:
+            g_b = g_sum
+        return g_x, g_c, g_W, g_b
+
+
+def centred_linear(x: torch.Tensor, c: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``(x - c) @ W + b`` with the cheap gradient for ``c`` (see :class:`_CentredLinear`)."""
+    return _CentredLinear.apply(x, c, W, b)
+
+
+# ---------------------------------------------------------------------------------------------
+# a ReLU dictionary's training forward in one node: (x_hat, column sums of z, z)
+# ---------------------------------------------------------------------------------------------
+class _ReLUDictionary(torch.autograd.Function):
+    """``z = ReLU((x - c) @ W_enc + b_enc)``, ``x_hat = z @ W_dec + b_dec`` and ``z_sum = sum_b z_b``.
+
+    One autograd node with a written-out backward (the chain rule of the three lines above):
+    ``g_z = g_xhat @ W_dec^T + g_zsum`` in one ``addmm``, the ReLU mask applied in place,
+    ``d/dc = -(sum_b g_pre) @ W_enc^T``; the only ``(b, d_sae)`` tensors are ``z`` and its gradient,
+    written into the buffers of ``workspace`` (a dict kept across steps; fresh memory costs a page
+    fault per 4 KiB on first touch, as much as the arithmetic here). ``z`` is returned for metrics
+    only (no gradient flows into it; losses of the code go through ``z_sum``, as
+    :func:`l1_penalty_from_sums` does) and is overwritten by the next call with the same workspace.
+    ``c`` may be ``None`` (no input centring).
+    """
+
+    @staticmethod
+    def forward(ctx, x, c, W_enc, b_enc, W_dec, b_dec, workspace):
+        ctx.set_materialize_grads(False)
+        xc = x if c is None else x - c
+        z = _buffer(workspace, "z", (x.shape[0], W_enc.shape[1]), x.dtype)
+        torch.addmm(b_enc, xc, W_enc, out=z).relu_()
+        x_hat = torch.addmm(b_dec, z, W_dec)
+        z_sum = z.sum(dim=0)
+        ctx.save_for_backward(xc, z, W_enc, W_dec)
+        ctx.workspace = workspace
+        ctx.mark_non_differentiable(z)
+        return x_hat, z_sum, z
+
+    @staticmethod
+    def backward(ctx, g_hat, g_sum, _g_z):
+        xc, z, W_enc, W_dec = ctx.saved_tensors
+        need_x, need_c, need_We, need_be, need_Wd, need_bd, _ = ctx.needs_input_grad
+        g_x = g_c = g_We = g_be = g_Wd = g_bd = None
+        if g_hat is None:
+            g_hat = z.new_zeros(z.shape[0], W_dec.shape[1])
+        if need_Wd:
+            g_Wd = z.t() @ g_hat
+        if need_bd:
+            g_bd = g_hat.sum(dim=0)
+        g_pre = _buffer(ctx.workspace, "g", z.shape, z.dtype)  # dL/dz, then dL/dpre
+        if g_sum is None:
+            torch.mm(g_hat, W_dec.t(), out=g_pre)
+        else:
+            torch.addmm(g_sum, g_hat, W_dec.t(), out=g_pre)
+        # ReLU: no gradient where the latent is off (threshold_backward written into g_pre itself)
+        torch.ops.aten.threshold_backward.grad_input(g_pre, z, 0, grad_input=g_pre)
+        g_pre_sum = g_pre.sum(dim=0)
+        if need_We:
+            g_We = _outer_grad(xc, g_pre, W_enc)
+        if need_be:
+            g_be = g_pre_sum
+        if need_x:
+            g_x = g_pre @ W_enc.t()
+        if need_c:
+            g_c = -(g_pre_sum @ W_enc.t())
+        return g_x, g_c, g_We, g_be, g_Wd, g_bd, None
+
+
+def _outer_grad(a: torch.Tensor, g: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """``a^T @ g`` laid out like ``W`` (a column-major ``W``, e.g. the transpose of a tied
+    initialisation, gets a column-major gradient), so the gradient is stored without a copy."""
+    if W.dim() == 2 and W.stride(0) == 1 and W.shape[1] > 1:
+        return torch.mm(g.t(), a).t()
+    return torch.mm(a.t(), g)
+
+
+def _buffer(workspace: dict | None, name: str, shape, dtype) -> torch.Tensor:
+    """``workspace[name]`` when it has this shape and dtype, else a new tensor stored there."""
+    buf = None if workspace is None else workspace.get(name)
+    if buf is None or tuple(buf.shape) != tuple(shape) or buf.dtype != dtype:
+        buf = torch.empty(shape, dtype=dtype)
+        if workspace is not None:
+            workspace[name] = buf
+    return buf
+
+
+def relu_dictionary(x: torch.Tensor, c: torch.Tensor | None, W_enc: torch.Tensor, b_enc: torch.Tensor,
+                    W_dec: torch.Tensor, b_dec: torch.Tensor, workspace: dict | None = None):
+    """``(x_hat, z_sum, z)`` of a one-source ReLU dictionary (see :class:`_ReLUDictionary`)."""
+    return _ReLUDictionary.apply(x, c, W_enc, b_enc, W_dec, b_dec, workspace)

@@ -128,10 +128,12 @@ class SparseDictionary(nn.Module):
         """``(b, d_sae)`` encoder pre-activations."""
         c = self.cfg
         x, _ = self._as_input(x, c["n_in"], c["d_in"], "x")
+        if c["n_in"] == 1:
+            if c["apply_b_dec_to_input"]:
+                return L.centred_linear(x[:, 0], self.b_dec.squeeze(0), self.W_enc.squeeze(0), self.b_enc)
+            return torch.addmm(self.b_enc, x[:, 0], self.W_enc.squeeze(0))
         if c["apply_b_dec_to_input"]:
             x = x - self.b_dec
-        if c["n_in"] == 1:
-            return torch.addmm(self.b_enc, x[:, 0], self.W_enc[0])
         return torch.einsum("bnd,nds->bs", x, self.W_enc) + self.b_enc
 
     def activate(self, pre: torch.Tensor) -> torch.Tensor:
@@ -168,7 +170,7 @@ class SparseDictionary(nn.Module):
         if z.ndim != 2 or z.shape[1] != self.cfg["d_sae"]:
             fail("z", f"an array of shape (batch, {self.cfg['d_sae']})", f"shape {tuple(z.shape)}", raw=True)
         if self.cfg["n_out"] == 1:
-            out = torch.addmm(self.b_dec[0], z, self.W_dec[:, 0])
+            out = torch.addmm(self.b_dec.squeeze(0), z, self.W_dec.squeeze(1))  # views: no copy in backward
             return out if squeeze else out.unsqueeze(1)
         return torch.einsum("bs,snd->bnd", z, self.W_dec) + self.b_dec
 
@@ -183,6 +185,19 @@ class SparseDictionary(nn.Module):
         c = self.cfg
         out = F.embedding_bag(idx, self.W_dec.flatten(1), per_sample_weights=vals, mode="sum")
         return out.view(-1, c["n_out"], c["d_out"]) + self.b_dec
+
+    def relu_training_forward(self, x: torch.Tensor, workspace: dict | None = None):
+        """``(x_hat (b, 1, d_out), z_sum (d_sae,), z (b, d_sae))`` of a one-source ReLU dictionary in
+        one autograd node (:func:`topo_mi.dictionaries._losses.relu_dictionary`, whose ``workspace``
+        buffers a training loop keeps across steps); what training uses."""
+        c = self.cfg
+        if c["kind"] != "relu" or c["n_in"] != 1 or c["n_out"] != 1:
+            fail("kind", "a ReLU dictionary with one input and one output source", c["kind"])
+        b_dec = self.b_dec.squeeze(0)
+        x_hat, z_sum, z = L.relu_dictionary(x[:, 0], b_dec if c["apply_b_dec_to_input"] else None,
+                                            self.W_enc.squeeze(0), self.b_enc, self.W_dec.squeeze(1), b_dec,
+                                            workspace)
+        return x_hat.unsqueeze(1), z_sum, z
 
     def forward(self, x) -> torch.Tensor:
         return self.decode(self.encode(x))

@@ -115,6 +115,8 @@ class _Source:
 
     @staticmethod
     def _stack(arrs, idx) -> np.ndarray:
+        if len(arrs) == 1:  # one source: a view of the rows read, no second copy
+            return np.asarray(arrs[0][idx], dtype=np.float32)[:, None]
         return np.stack([np.asarray(a[idx], dtype=np.float32) for a in arrs], axis=1)
 
     def _stream(self, step: int):
@@ -129,8 +131,8 @@ class _Source:
         idx, arrays = next(self._it)
         self._next = (epoch, j + 1) if j + 1 < self.per_epoch else None  # next epoch: a new iterator
         k = len(self.inputs)
-        x = np.stack([arrays[nm] for nm in self.names[:k]], axis=1)
-        y = np.stack([arrays[nm] for nm in self.names[k:]], axis=1) if self.targets is not None else None
+        x = self._stack([arrays[nm] for nm in self.names[:k]], slice(None))
+        y = self._stack([arrays[nm] for nm in self.names[k:]], slice(None)) if self.targets is not None else None
         return np.asarray(idx), x, y
 
     def batch(self, step, idx: np.ndarray | None = None):
@@ -243,7 +245,7 @@ def _train(inputs, targets, *, kind, d_sae, k, coefficient, n_steps, batch_size,
         for v in init.state_dict().values():
             h.update(v.detach().numpy().tobytes())
         hyper["init"] = h.hexdigest()[:24]
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)  # the same updates, bit for bit
     since_fired = torch.zeros(cfg["d_sae"], dtype=torch.long)
     hist: dict[str, list] = {"step": [], "mse": [], "l0": [], "dead_fraction": [], "aux": []}
     start = 0
@@ -274,6 +276,7 @@ def _train(inputs, targets, *, kind, d_sae, k, coefficient, n_steps, batch_size,
 
     bar = tqdm(total=n_steps, initial=start, disable=not progress, desc=f"train {kind}", leave=False)
     model.train()
+    workspace: dict = {}  # buffers reused across steps (see _losses.relu_dictionary)
     try:
         for step in range(start, n_steps):
             if step in resample_at:
@@ -281,30 +284,12 @@ def _train(inputs, targets, *, kind, d_sae, k, coefficient, n_steps, batch_size,
             xb, yb = src.batch(step)
             x = torch.from_numpy(xb)
             y = x if yb is None else torch.from_numpy(yb)
-            if kind == "topk" and cfg["n_in"] == 1:
-                # sparse backward through the encoder and a sparse decode (k rows per sample)
-                xin = x[:, 0] - model.b_dec[0] if cfg["apply_b_dec_to_input"] else x[:, 0]
-                vals, idx = L.topk_encode(xin, model.W_enc[0], model.b_enc, cfg["k"])
-                pre = None
-            else:
-                pre = model.pre_activations(x)
-            if kind == "topk":  # sparse decode: k rows of W_dec per sample instead of a dense matmul
-                if pre is not None:
-                    vals, idx = pre.topk(cfg["k"], dim=1)
-                    vals = vals.relu()
-                y_hat = model.sparse_decode(vals, idx)
-                on = vals > 0
-                fired_idx, l0_now = idx[on], on.sum(dim=1)
-            else:
-                z = model.activate(pre)
-                y_hat = model.decode(z, squeeze=False)
-                on = z > 0
-                fired_idx, l0_now = on.any(dim=0).nonzero().flatten(), on.sum(dim=1)
+            y_hat, pre, code, z_sum, fired = _forward(model, x, workspace)
             mse = L.reconstruction_loss(y, y_hat)
             loss = mse
-            aux = torch.zeros(())
-            if kind == "relu" and coefficient > 0:  # z is dense here
-                loss = loss + coefficient * L.l1_penalty(z, model.W_dec)
+            aux = None
+            if kind == "relu" and coefficient > 0:
+                loss = loss + coefficient * L.l1_penalty_from_sums(z_sum, model.W_dec, x.shape[0])
             elif kind == "jumprelu" and coefficient > 0:
                 loss = loss + coefficient * L.l0_penalty(pre, model.log_threshold.exp(), cfg["bandwidth"])
             elif kind in ("topk", "batchtopk") and aux_coefficient > 0:
@@ -323,16 +308,23 @@ def _train(inputs, targets, *, kind, d_sae, k, coefficient, n_steps, batch_size,
             if cfg["normalize_decoder"]:
                 model.normalize_decoder_()
             with torch.no_grad():
-                since_fired += batch_size
-                since_fired[fired_idx] = 0
-            if step % log_every == 0 or step == n_steps - 1:
-                l0 = float(l0_now.float().mean())
+                since_fired.add_(batch_size)
+                if fired.dtype == torch.bool:
+                    since_fired.masked_fill_(fired, 0)
+                else:
+                    since_fired[fired] = 0
+            if step % log_every == 0 or step == n_steps - 1:  # the curves (and the bar) every log_every steps
+                # training codes are >= 0, so sign() counts the active entries (per column, then in float64)
+                n_on = float(torch.sign(code, out=L._buffer(workspace, "sign", code.shape, code.dtype))
+                             .sum(dim=0).sum(dtype=torch.float64))
+                l0 = n_on / x.shape[0]
+                m = float(mse.detach())
                 hist["step"].append(step)
-                hist["mse"].append(float(mse.detach()))
+                hist["mse"].append(m)
                 hist["l0"].append(l0)
                 hist["dead_fraction"].append(float((since_fired >= dead_after).float().mean()))
-                hist["aux"].append(float(aux.detach()))
-                bar.set_postfix(l0=f"{l0:.1f}", mse=f"{float(mse.detach()):.4g}", refresh=False)
+                hist["aux"].append(0.0 if aux is None else float(aux.detach()))
+                bar.set_postfix(l0=f"{l0:.1f}", mse=f"{m:.4g}", refresh=False)
             bar.update(1)
             done = step + 1
             if ckpt is not None and (done % checkpoint_every == 0 or done == n_steps):
@@ -347,6 +339,40 @@ def _train(inputs, targets, *, kind, d_sae, k, coefficient, n_steps, batch_size,
     model.meta.update({"train": {k: v for k, v in hyper.items() if k != "cfg"}, "n_steps": n_steps,
                        "n_samples": src.n})
     return model
+
+
+def _forward(model, x, workspace: dict):
+    """One training forward: ``(y_hat, pre, code, z_sum, fired)``.
+
+    ``pre``: the dense pre-activations where the step needs them (``None`` on the sparse TopK and
+    fused ReLU paths); ``code``: the (detached, non-negative) active values for metrics — ``(b, k)``
+    for TopK, ``(b, d_sae)`` otherwise; ``z_sum``: the code's column sums (ReLU, for the L1);
+    ``fired``: the latents active in the batch (a mask, or TopK's indices).
+    """
+    from topo_mi.dictionaries import _losses as L
+
+    cfg, kind = model.cfg, model.cfg["kind"]
+    if kind == "relu" and cfg["n_in"] == cfg["n_out"] == 1:
+        # encode, decode and the code's column sums in one autograd node, buffers reused across steps
+        y_hat, z_sum, z = model.relu_training_forward(x, workspace)
+        return y_hat, None, z, z_sum, z_sum.detach() > 0
+    if kind == "topk":  # sparse decode: k rows of W_dec per sample instead of a dense matmul
+        if cfg["n_in"] == 1:  # and a sparse backward through the encoder
+            xin = x[:, 0] - model.b_dec.squeeze(0) if cfg["apply_b_dec_to_input"] else x[:, 0]
+            vals, idx = L.topk_encode(xin, model.W_enc.squeeze(0), model.b_enc, cfg["k"])
+            pre = None
+        else:
+            pre = model.pre_activations(x)
+            vals, idx = pre.topk(cfg["k"], dim=1)
+            vals = vals.relu()
+        return model.sparse_decode(vals, idx), pre, vals.detach(), None, idx[vals > 0]
+    pre = model.pre_activations(x)
+    z = model.activate(pre)
+    y_hat = model.decode(z, squeeze=False)
+    if kind == "relu":  # z >= 0: one column sum finds the latents that fired and gives the L1
+        z_sum = z.sum(dim=0)
+        return y_hat, pre, z.detach(), z_sum, z_sum.detach() > 0
+    return y_hat, pre, z.detach(), None, z.detach().amax(dim=0) > 0
 
 
 def _aux_pre_activations(model, x, pre=None):
