@@ -305,6 +305,47 @@ def test_auxk_reduces_dead_latents(toy):
     assert m1.explained_variance["ratio_of_sums_centred"] > m0.explained_variance["ratio_of_sums_centred"]
 
 
+@pytest.mark.parametrize("kind", ["topk", "batchtopk"])
+def test_auxk_dead_set_counts_the_current_batch(toy, monkeypatch, kind):
+    """The dead mask AuxK uses is the counter after this batch (as in OpenAI's reference: the firing
+    statistics are updated before the auxiliary top-k): a latent firing in the batch is never
+    among that batch's dead latents, even when it had been silent for ``dead_after`` tokens."""
+    from topo_mi.dictionaries import _losses as L
+
+    seen = []
+    if kind == "topk":  # the one-source TopK path: the encoder asks dead_of for the mask
+        real = L.topk_encode
+
+        def spy(x, W, b, k, *, k_aux=0, dead_of=None):
+            def wrapped(idx, vals):
+                dead = dead_of(idx, vals)
+                fired = torch.zeros(W.shape[1], dtype=torch.bool)
+                fired[idx[vals > 0]] = True
+                seen.append((dead.clone(), fired))
+                return dead
+            return real(x, W, b, k, k_aux=k_aux, dead_of=None if dead_of is None else wrapped)
+
+        monkeypatch.setattr(L, "topk_encode", spy)
+    else:  # the dense path: AuxK reads the pre-activations; BatchTopK keeps the top k*B of the batch
+        real = L.auxk_loss
+
+        def spy(pre, dead, residual, W_dec, k_aux):
+            flat = pre.detach().relu().flatten()
+            vals, pos = flat.topk(3 * pre.shape[0])
+            fired = torch.zeros(pre.shape[1], dtype=torch.bool)
+            fired[pos[vals > 0] % pre.shape[1]] = True
+            seen.append((dead.clone(), fired))
+            return real(pre, dead, residual, W_dec, k_aux)
+
+        monkeypatch.setattr(L, "auxk_loss", spy)
+    # dead_after = one batch: every latent silent in the previous batch was dead under a stale counter
+    train_sae(toy[0], kind=kind, d_sae=64 if kind == "topk" else 256, k=3, n_steps=30, batch_size=256, lr=3e-3,
+              seed=0, dead_after=256)
+    assert len(seen) >= 10
+    assert all(not (dead & fired).any() for dead, fired in seen)
+    assert all(dead.sum() == (~fired).sum() for dead, fired in seen)  # and everything silent now is dead
+
+
 def test_jumprelu_and_batchtopk_train(toy):
     X = toy[0]
     j = train_sae(X, kind="jumprelu", d_sae=48, n_steps=150, batch_size=256, lr=3e-3, seed=0, l0_coefficient=0.01)

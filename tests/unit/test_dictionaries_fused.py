@@ -135,3 +135,92 @@ def test_relu_training_steps_equal_a_loop_of_the_written_out_losses(normalize):
     np.testing.assert_array_equal(fast.history["step"], np.arange(12))  # logged every step here
     np.testing.assert_allclose(fast.history["l0"], l0s, atol=0.05)  # counts: equal unless a value sits at 0
     np.testing.assert_allclose(fast.history["mse"], mses, rtol=1e-4)
+
+
+def test_topk_encode_with_auxk_selection_equals_the_dense_formulas():
+    """One encoder pass gives the TopK code and AuxK's selection; with the sparse AuxK decode the
+    loss and every gradient equal ``auxk_loss`` on dense pre-activations with the centring fixed."""
+    g = torch.Generator().manual_seed(3)
+    b, d, s, k, k_aux = 10, 6, 24, 3, 4
+    x = torch.randn(b, d, generator=g)
+    c0 = torch.randn(d, generator=g)
+    W0, b0 = torch.randn(d, s, generator=g), torch.randn(s, generator=g) * 0.5
+    Wd0 = torch.randn(s, 1, d, generator=g)
+    since = torch.randint(0, 3, (s,), generator=g) * b  # tokens since each latent fired
+    dead_after = 2 * b
+
+    def run(fast):
+        c, W, bias, Wd = (t.clone().requires_grad_(True) for t in (c0, W0, b0, Wd0))
+        xin = x - c
+        if fast:
+            def dead_of(idx, vals):
+                fired = torch.zeros(s, dtype=torch.bool)
+                fired[idx[vals > 0]] = True
+                return (since + b >= dead_after) & ~fired
+            vals, idx, av, ai = L.topk_encode(xin, W, bias, k, k_aux=k_aux, dead_of=dead_of)
+            dead = dead_of(idx, vals)
+        else:
+            pre = xin @ W + bias
+            vals, idx = pre.topk(k, dim=1)
+            vals = vals.relu()
+            fired = torch.zeros(s, dtype=torch.bool)
+            fired[idx[vals > 0]] = True
+            dead = (since + b >= dead_after) & ~fired
+        y_hat = torch.nn.functional.embedding_bag(idx, Wd.flatten(1), per_sample_weights=vals, mode="sum")
+        y_hat = y_hat.view(b, 1, d) + c
+        y = x.unsqueeze(1)
+        if fast:
+            aux = L.auxk_loss_sparse(av, ai, int(dead.sum()), y - y_hat, Wd, k_aux)
+        else:
+            pre_fixed = (x - c.detach()) @ W + bias  # AuxK leaves the centring alone
+            aux = L.auxk_loss(pre_fixed, dead, y - y_hat, Wd, k_aux)
+        loss = L.reconstruction_loss(y, y_hat) + 0.5 * aux
+        loss.backward()
+        return aux.detach(), dead, [t.grad for t in (c, W, bias, Wd)]
+
+    a_fast, dead_fast, g_fast = run(True)
+    a_ref, dead_ref, g_ref = run(False)
+    assert torch.equal(dead_fast, dead_ref) and 0 < int(dead_ref.sum()) < s
+    assert float(a_ref) > 0
+    _close(a_fast, a_ref)
+    for got, ref in zip(g_fast, g_ref):
+        _close(got, ref)
+
+
+def test_topk_training_with_auxk_equals_a_loop_of_the_written_out_losses():
+    """``train_sae(kind='topk')`` with AuxK active (one encoder pass, sparse AuxK decode) takes the
+    same steps as a loop of dense pre-activations, ``auxk_loss`` and the counters updated first."""
+    from topo_mi.dictionaries._train import _Source, _aux_pre_activations
+
+    X = toy_features(2048, d=12, n_features=24, mean_active=3, seed=4)[0]
+    kw = dict(kind="topk", d_sae=48, k=3, n_steps=15, batch_size=128, lr=3e-3, seed=2, b_dec_init="mean",
+              dead_after=256)
+    fast = train_sae(X, **kw)
+    assert max(fast.history["aux"]) > 0  # AuxK was active
+    ref = SparseDictionary(fast.cfg, seed=2)
+    src = _Source([X], None, 128, 2)
+    with torch.no_grad():
+        ref.b_dec[0] = torch.as_tensor(src.batch("init", src.sample(4096, [2, 10**6]))[0][:, 0].mean(0))
+    opt = torch.optim.Adam(ref.parameters(), lr=3e-3)
+    since = torch.zeros(48, dtype=torch.long)
+    ref.train()
+    for step in range(15):
+        x = torch.from_numpy(src.batch(step)[0])
+        pre = ref.pre_activations(x)
+        vals, idx = pre.topk(3, dim=1)
+        vals = vals.relu()
+        y_hat = ref.decode(torch.zeros_like(pre).scatter(1, idx, vals), squeeze=False)
+        since += 128
+        since[idx[vals > 0]] = 0
+        loss = L.reconstruction_loss(x, y_hat)
+        dead = since >= 256
+        if dead.any():
+            aux = L.auxk_loss(_aux_pre_activations(ref, x), dead, x - y_hat, ref.W_dec, ref.cfg["k_aux"])
+            loss = loss + aux / 32
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        ref.normalize_decoder_()
+    for (n, p), q in zip(fast.state_dict().items(), ref.state_dict().values()):
+        np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=1e-4, atol=1e-5, err_msg=n)
+    np.testing.assert_array_equal(fast.history["tokens_since_fired"], since.numpy())

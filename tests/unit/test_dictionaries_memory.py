@@ -24,7 +24,7 @@ def _rss_anon() -> int:
 
 @pytest.mark.skipif(not _STATUS.exists(), reason="needs /proc/self/status (Linux)")
 def test_training_from_a_store_holds_a_window_not_the_store(tmp_path):
-    n, d, batch = 2**20, 64, 4096  # a 256 MiB store; one shuffle window is 65,536 rows = 16 MiB
+    n, d, batch = 3 * 2**19, 64, 4096  # a 384 MiB store; one shuffle window is 65,536 rows = 16 MiB
     raw = np.lib.format.open_memmap(tmp_path / "raw.npy", mode="w+", dtype=np.float32, shape=(n, d))
     rng = np.random.default_rng(0)
     for s in range(0, n, 65536):  # written in pieces, never whole in memory
@@ -38,10 +38,11 @@ def test_training_from_a_store_holds_a_window_not_the_store(tmp_path):
     gc.collect()
     base = _rss_anon()
     peak = [base]
-    n_steps = n // batch + 40  # a whole epoch (16 windows) and into the next
+    n_steps = n // batch + 40  # a whole epoch (24 windows) and into the next
     sae = train_sae(store, n_steps=n_steps, callback=lambda step, model: peak.append(_rss_anon()), **kw)
     growth = max(peak) - base
     assert len(peak) == n_steps + 1 and sae.meta["n_samples"] == n
     assert sae.history["mse"][-1] < sae.history["mse"][0]
-    # measured 21 MiB (the 16 MiB window, a batch, the model and Adam) against the 256 MiB store
-    assert growth < store_bytes / 6, f"anonymous memory grew by {growth / 2**20:.0f} MiB"
+    # measured 14-52 MiB (the 16 MiB window, a batch, the model, Adam and the allocator's slack,
+    # which depends on what ran before in the process) against the 384 MiB store
+    assert growth < store_bytes / 4, f"anonymous memory grew by {growth / 2**20:.0f} MiB"

@@ -130,39 +130,83 @@ class _TopKEncode(torch.autograd.Function):
 
     Same gradients as autograd through the dense pre-activations (the others get zero there too),
     at O(b·k·d) instead of O(b·d·d_sae) for the two backward matmuls.
+
+    With ``dead_of`` (a function of ``(idx, vals)`` giving the ``(d_sae,)`` dead mask after this
+    batch) the same pre-activations also give AuxK's selection: ``aux_vals, aux_idx = ReLU(top-k_aux
+    over the dead latents)`` (as :func:`auxk_loss` selects them; empty when none is dead), and its
+    gradient reaches ``W`` and ``b`` but not ``x`` (so not an input centring subtracted from ``x``,
+    as :func:`topo_mi.dictionaries._train._aux_pre_activations` arranges on the dense path).
     """
 
     @staticmethod
-    def forward(ctx, x, W, b, k):
+    def forward(ctx, x, W, b, k, k_aux, dead_of):
         pre = torch.addmm(b, x, W)
         vals, idx = pre.topk(k, dim=1)
         vals = vals.relu()
-        ctx.save_for_backward(x, W, vals, idx)
+        aux_vals = aux_idx = None
+        if dead_of is not None:
+            dead = dead_of(idx, vals)
+            n_dead = int(dead.sum())
+            if n_dead:
+                aux_vals, aux_idx = pre.masked_fill_(~dead.unsqueeze(0), float("-inf")).topk(min(k_aux, n_dead), dim=1)
+                aux_vals = aux_vals.relu()
+            else:
+                aux_vals, aux_idx = vals.new_zeros(len(x), 0), idx.new_zeros(len(x), 0)
+        ctx.save_for_backward(x, W, vals, idx, aux_vals, aux_idx)
         ctx.mark_non_differentiable(idx)
-        return vals, idx
+        if aux_idx is None:
+            return vals, idx
+        ctx.mark_non_differentiable(aux_idx)
+        return vals, idx, aux_vals, aux_idx
 
     @staticmethod
-    def backward(ctx, g_vals, _g_idx):
+    def backward(ctx, g_vals, _g_idx, g_aux=None, _g_aux_idx=None):
         import torch.nn.functional as F
 
-        x, W, vals, idx = ctx.saved_tensors
+        x, W, vals, idx, aux_vals, aux_idx = ctx.saved_tensors
         g = g_vals * (vals > 0).to(g_vals.dtype)
         k = idx.shape[1]
         g_x = g_W = g_b = None
-        if ctx.needs_input_grad[0]:
+        if ctx.needs_input_grad[0]:  # the main code only: AuxK never moves the input
             g_x = F.embedding_bag(idx, W.t(), per_sample_weights=g, mode="sum")
+        if g_aux is not None and aux_idx.shape[1]:
+            # both selections scattered into one dense gradient of the pre-activations: one matmul
+            g_pre = torch.zeros(len(x), W.shape[1], dtype=W.dtype)
+            g_pre.scatter_add_(1, idx, g)
+            g_pre.scatter_add_(1, aux_idx, g_aux * (aux_vals > 0).to(g_aux.dtype))
+            if ctx.needs_input_grad[1]:
+                g_W = _outer_grad(x, g_pre, W)
+            if ctx.needs_input_grad[2]:
+                g_b = g_pre.sum(dim=0)
+            return g_x, g_W, g_b, None, None, None
         if ctx.needs_input_grad[1]:
             g_Wt = torch.zeros(W.shape[1], W.shape[0], dtype=W.dtype)
             g_Wt.index_add_(0, idx.reshape(-1), g.reshape(-1, 1) * x.repeat_interleave(k, dim=0))
             g_W = g_Wt.t()
         if ctx.needs_input_grad[2]:
             g_b = torch.zeros(W.shape[1], dtype=W.dtype).index_add_(0, idx.reshape(-1), g.reshape(-1))
-        return g_x, g_W, g_b, None
+        return g_x, g_W, g_b, None, None, None
 
 
-def topk_encode(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor, k: int):
-    """``(vals, idx)`` of ``ReLU(topk(x @ W + b))`` with a sparse backward (see :class:`_TopKEncode`)."""
-    return _TopKEncode.apply(x, W, b, int(k))
+def topk_encode(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor, k: int, *, k_aux: int = 0, dead_of=None):
+    """``(vals, idx)`` of ``ReLU(topk(x @ W + b))`` with a sparse backward (see :class:`_TopKEncode`);
+    with ``dead_of``, ``(vals, idx, aux_vals, aux_idx)`` including AuxK's selection."""
+    return _TopKEncode.apply(x, W, b, int(k), int(k_aux), dead_of)
+
+
+def auxk_loss_sparse(aux_vals: torch.Tensor, aux_idx: torch.Tensor, n_dead: int, residual: torch.Tensor,
+                     W_dec: torch.Tensor, k_aux: int) -> torch.Tensor:
+    """:func:`auxk_loss` from the selection :func:`topk_encode` made (``aux_vals``, ``aux_idx``:
+    ``(b, min(k_aux, n_dead))``): ``e_hat`` is decoded from those rows of ``W_dec`` only (an
+    ``embedding_bag``, no decoder bias); the same value and gradients."""
+    import torch.nn.functional as F
+
+    if n_dead == 0 or aux_idx.shape[1] == 0:
+        return residual.new_zeros(())
+    e = residual.detach()
+    e_hat = F.embedding_bag(aux_idx, W_dec.flatten(1), per_sample_weights=aux_vals, mode="sum")
+    scale = min(n_dead / float(k_aux), 1.0)
+    return scale * reconstruction_loss(e, e_hat.view_as(e))
 
 
 # ---------------------------------------------------------------------------------------------

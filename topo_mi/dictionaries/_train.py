@@ -284,7 +284,19 @@ def _train(inputs, targets, *, kind, d_sae, k, coefficient, n_steps, batch_size,
             xb, yb = src.batch(step)
             x = torch.from_numpy(xb)
             y = x if yb is None else torch.from_numpy(yb)
-            y_hat, pre, code, z_sum, fired = _forward(model, x, workspace)
+            dead_of = None
+            if kind == "topk" and aux_coefficient > 0:
+                def dead_of(idx, vals, _since=since_fired):  # the dead mask once this batch is counted
+                    fired_now = torch.zeros(len(_since), dtype=torch.bool)
+                    fired_now[idx[vals > 0]] = True
+                    return (_since + batch_size >= dead_after) & ~fired_now
+            y_hat, pre, code, z_sum, fired, sel = _forward(model, x, workspace, dead_of)
+            with torch.no_grad():  # the counters first: a latent firing in this batch is not dead for its AuxK
+                since_fired.add_(batch_size)
+                if fired.dtype == torch.bool:
+                    since_fired.masked_fill_(fired, 0)
+                else:
+                    since_fired[fired] = 0
             mse = L.reconstruction_loss(y, y_hat)
             loss = mse
             aux = None
@@ -294,7 +306,10 @@ def _train(inputs, targets, *, kind, d_sae, k, coefficient, n_steps, batch_size,
                 loss = loss + coefficient * L.l0_penalty(pre, model.log_threshold.exp(), cfg["bandwidth"])
             elif kind in ("topk", "batchtopk") and aux_coefficient > 0:
                 dead = since_fired >= dead_after
-                if dead.any():
+                if sel is not None:  # AuxK's selection made by the encoder's own pass (TopK, one source)
+                    aux = L.auxk_loss_sparse(*sel, int(dead.sum()), y - y_hat, model.W_dec, cfg["k_aux"])
+                    loss = loss + aux_coefficient * aux
+                elif dead.any():
                     pre_aux = _aux_pre_activations(model, x, pre)
                     aux = L.auxk_loss(pre_aux, dead, y - y_hat, model.W_dec, cfg["k_aux"])
                     loss = loss + aux_coefficient * aux
@@ -307,12 +322,6 @@ def _train(inputs, targets, *, kind, d_sae, k, coefficient, n_steps, batch_size,
             opt.step()
             if cfg["normalize_decoder"]:
                 model.normalize_decoder_()
-            with torch.no_grad():
-                since_fired.add_(batch_size)
-                if fired.dtype == torch.bool:
-                    since_fired.masked_fill_(fired, 0)
-                else:
-                    since_fired[fired] = 0
             if step % log_every == 0 or step == n_steps - 1:  # the curves (and the bar) every log_every steps
                 # training codes are >= 0, so sign() counts the active entries (per column, then in float64)
                 n_on = float(torch.sign(code, out=L._buffer(workspace, "sign", code.shape, code.dtype))
@@ -341,13 +350,15 @@ def _train(inputs, targets, *, kind, d_sae, k, coefficient, n_steps, batch_size,
     return model
 
 
-def _forward(model, x, workspace: dict):
-    """One training forward: ``(y_hat, pre, code, z_sum, fired)``.
+def _forward(model, x, workspace: dict, dead_of=None):
+    """One training forward: ``(y_hat, pre, code, z_sum, fired, aux_selection)``.
 
     ``pre``: the dense pre-activations where the step needs them (``None`` on the sparse TopK and
     fused ReLU paths); ``code``: the (detached, non-negative) active values for metrics — ``(b, k)``
     for TopK, ``(b, d_sae)`` otherwise; ``z_sum``: the code's column sums (ReLU, for the L1);
-    ``fired``: the latents active in the batch (a mask, or TopK's indices).
+    ``fired``: the latents active in the batch (a mask, or TopK's indices); ``aux_selection``:
+    ``(aux_vals, aux_idx)`` of AuxK on the one-source TopK path when ``dead_of`` is given (see
+    ``_losses.topk_encode``), else ``None`` (AuxK then reads the dense pre-activations).
     """
     from topo_mi.dictionaries import _losses as L
 
@@ -355,24 +366,26 @@ def _forward(model, x, workspace: dict):
     if kind == "relu" and cfg["n_in"] == cfg["n_out"] == 1:
         # encode, decode and the code's column sums in one autograd node, buffers reused across steps
         y_hat, z_sum, z = model.relu_training_forward(x, workspace)
-        return y_hat, None, z, z_sum, z_sum.detach() > 0
+        return y_hat, None, z, z_sum, z_sum.detach() > 0, None
     if kind == "topk":  # sparse decode: k rows of W_dec per sample instead of a dense matmul
         if cfg["n_in"] == 1:  # and a sparse backward through the encoder
             xin = x[:, 0] - model.b_dec.squeeze(0) if cfg["apply_b_dec_to_input"] else x[:, 0]
-            vals, idx = L.topk_encode(xin, model.W_enc.squeeze(0), model.b_enc, cfg["k"])
+            out = L.topk_encode(xin, model.W_enc.squeeze(0), model.b_enc, cfg["k"], k_aux=cfg["k_aux"],
+                                dead_of=dead_of)
+            vals, idx, sel = out[0], out[1], (out[2:] if dead_of is not None else None)
             pre = None
         else:
             pre = model.pre_activations(x)
             vals, idx = pre.topk(cfg["k"], dim=1)
-            vals = vals.relu()
-        return model.sparse_decode(vals, idx), pre, vals.detach(), None, idx[vals > 0]
+            vals, sel = vals.relu(), None
+        return model.sparse_decode(vals, idx), pre, vals.detach(), None, idx[vals > 0], sel
     pre = model.pre_activations(x)
     z = model.activate(pre)
     y_hat = model.decode(z, squeeze=False)
     if kind == "relu":  # z >= 0: one column sum finds the latents that fired and gives the L1
         z_sum = z.sum(dim=0)
-        return y_hat, pre, z.detach(), z_sum, z_sum.detach() > 0
-    return y_hat, pre, z.detach(), None, z.detach().amax(dim=0) > 0
+        return y_hat, pre, z.detach(), z_sum, z_sum.detach() > 0, None
+    return y_hat, pre, z.detach(), None, z.detach().amax(dim=0) > 0, None
 
 
 def _aux_pre_activations(model, x, pre=None):
@@ -520,7 +533,8 @@ _DOC_COMMON = """
         Decoder bias initialisation from 4,096 rows.
     aux_coefficient, k_aux : AuxK weight (1/32) and size (default d_in / 2).
     dead_after : int
-        A latent that has not fired for this many samples is dead (AuxK, resampling, history).
+        A latent that has not fired for this many samples, the current batch included, is dead
+        (AuxK, resampling, history).
     resample_at : list of int
         Steps at which dead latents are resampled (Anthropic's procedure); ``resample_samples`` rows
         are scored.
