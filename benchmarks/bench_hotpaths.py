@@ -10,6 +10,7 @@ Rows:
   bound      landmark bound vs the actual bottleneck distance (subsample where exact is known)
   guard      the memory guard's estimate vs the measured peak (cases a-d, one process each)
   exact      exact H0-H1 of 4,000 torus points (no threshold): certified cut vs gudhi's RipsPersistence
+  cut        the certified cut vs the whole filtration on the Rips cases (a), (b), (d)
   cka        linear CKA vs the feature form written by hand in numpy
   twonn      TwoNN exact at 10k and 100k points (growth) and approximate (pynndescent) vs exact
   collect    collect() vs a bare forward pass (MLP 4 x 512)
@@ -111,7 +112,7 @@ def bench_minilm(n_texts, max_error):
     model, tok = load_minilm()
     acts = collect_text(model, tok, texts, layers=MINILM_LAYERS, batch_size=64, progress=False)
     worst, tot, exact_h0, n_tok, routes = np.inf, 0.0, True, 0, set()
-    per = []
+    per, cuts = [], []
     for name in MINILM_LAYERS:
         X = np.asarray(acts[name], dtype=np.float32)
         n_tok = len(X)
@@ -124,8 +125,11 @@ def bench_minilm(n_texts, max_error):
         exact_h0 &= r.error_bounds[0] == 0.0
         routes.add(r.route)
         per.append(f"{r.error_bounds[1]:.3g}/{longest:.3g}")
+        if r.cut is not None:  # the certified cut's birth bound against the enclosing radius
+            cuts.append(f"{r.cut['birth_bound'] / r.cut['enclosing_radius']:.2f}")
     row(f"MiniLM, 7 layers x {n_tok:,} token vectors, max_error={max_error}",
-        f"route {','.join(sorted(routes))}; H1 bound/longest bar per layer {' '.join(per)}; H0 exact: {exact_h0}",
+        f"route {','.join(sorted(routes))}; H1 bound/longest bar per layer {' '.join(per)}; H0 exact: {exact_h0}"
+        + (f"; cut birth bound / enclosing radius per layer {' '.join(cuts)} (inf: no cut)" if cuts else ""),
         f"{tot:.0f} s in all (target 60 s)",
         "bound below every longest H1 bar" if worst > 0 else "bound NOT below every longest H1 bar")
 
@@ -210,6 +214,36 @@ def bench_exact_rips(n):
         f"{a['t'] / b['t']:.2f}x time, {a['peak'] / b['peak']:.2f}x memory")
 
 
+def bench_cut_cases(repeat, n_acts):
+    """The certified cut against the whole filtration on the Rips benchmark's H0-H1 cases (a), (b)
+    and (d)'s 1,000 landmarks (of ``n_acts`` activations), interleaved, same diagrams checked."""
+    import bench_topology as bt
+
+    from topo_mi.topology import _cut, persistence
+
+    A = bt.activations(n_acts)
+    idx = persistence(A, max_dim=0, n_landmarks=1000, seed=0).landmark_indices
+    cases = [("a", "1,000 noisy circle R^64", bt.noisy_circle(1000)), ("b", "2,000 Gaussian R^64", bt.gaussian(2000)),
+             ("d", f"1,000 landmarks of {n_acts:,} x 768", A[idx].astype(np.float64))]
+    default = _cut.CUT_MIN_POINTS
+
+    def run(X, with_cut):
+        _cut.CUT_MIN_POINTS = default if with_cut else 1 << 62
+        try:
+            return persistence(X, max_dim=1)
+        finally:
+            _cut.CUT_MIN_POINTS = default
+
+    for case, label, X in cases:
+        (t_cut, t_whole), (rc, rw) = interleaved([lambda: run(X, True), lambda: run(X, False)], repeat)
+        same = all(np.array_equal(a, b) for a, b in zip(rc.diagrams, rw.diagrams))
+        c = rc.cut
+        where = "no cut" if c is None else (f"cut at {c['cut']:.3g} of an enclosing radius {c['enclosing_radius']:.3g}, "
+                                              f"{len(c['thresholds'])} runs")
+        row(f"Rips ({case}) {label}, H0-H1: certified cut vs whole filtration", f"{t_cut:.2f} s ({where})",
+            f"whole filtration {t_whole:.2f} s; same diagrams: {same}", f"{t_cut / t_whole:.2f}x")
+
+
 def bench_cka(n, d, repeat):
     from bench_compare import _related
 
@@ -271,7 +305,7 @@ def bench_collect(n, repeat):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--rows", default="landmarks,bound,guard,exact,cka,twonn,collect,minilm")
+    ap.add_argument("--rows", default="landmarks,bound,guard,exact,cut,cka,twonn,collect,minilm")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--minilm-error", type=float, default=1.0)
     args = ap.parse_args(argv)
@@ -287,6 +321,8 @@ def main(argv=None):
         bench_guard("a" if q else "abcd")
     if "exact" in want:
         bench_exact_rips(1500 if q else 4000)
+    if "cut" in want:
+        bench_cut_cases(1 if q else 2, 5000 if q else 20_000)
     if "cka" in want:
         bench_cka(5000 if q else 50_000, 256 if q else 1024, args.repeat)
     if "twonn" in want:

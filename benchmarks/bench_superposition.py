@@ -94,6 +94,15 @@ def main():
     print(f"ratio loop / topo_mi     = {med['loop'] / med['topo_mi']:.1f}x")
     print(f"ratio notebook / topo_mi = {med['notebook'] / med['topo_mi']:.2f}x")
     print(f"max |W_batched - W_loop| = {np.abs(W_ours - W_loop).max():.2e}")
+    # the share of the batched step spent drawing the features (each instance's own stream, as the loop's)
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    buf = torch.empty(args.instances, 2, 1024, 5)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        for k, g in enumerate(gens):
+            torch.rand(2, 1024, 5, generator=g, out=buf[k])
+    t_draw = time.perf_counter() - t0
+    print(f"random draws alone: {t_draw:.2f} s = {100 * t_draw / med['topo_mi']:.0f} % of the batched run")
 
 
 if __name__ == "__main__":

@@ -277,6 +277,12 @@ def _train(inputs, targets, *, kind, d_sae, k, coefficient, n_steps, batch_size,
     bar = tqdm(total=n_steps, initial=start, disable=not progress, desc=f"train {kind}", leave=False)
     model.train()
     workspace: dict = {}  # buffers reused across steps (see _losses.relu_dictionary)
+    dead_of = None
+    if kind == "topk" and aux_coefficient > 0:
+        def dead_of(idx, vals):  # the dead mask once this batch is counted (since_fired changes in place)
+            fired_now = torch.zeros(len(since_fired), dtype=torch.bool)
+            fired_now[idx[vals > 0]] = True
+            return (since_fired + batch_size >= dead_after) & ~fired_now
     try:
         for step in range(start, n_steps):
             if step in resample_at:
@@ -284,12 +290,6 @@ def _train(inputs, targets, *, kind, d_sae, k, coefficient, n_steps, batch_size,
             xb, yb = src.batch(step)
             x = torch.from_numpy(xb)
             y = x if yb is None else torch.from_numpy(yb)
-            dead_of = None
-            if kind == "topk" and aux_coefficient > 0:
-                def dead_of(idx, vals, _since=since_fired):  # the dead mask once this batch is counted
-                    fired_now = torch.zeros(len(_since), dtype=torch.bool)
-                    fired_now[idx[vals > 0]] = True
-                    return (_since + batch_size >= dead_after) & ~fired_now
             y_hat, pre, code, z_sum, fired, sel = _forward(model, x, workspace, dead_of)
             with torch.no_grad():  # the counters first: a latent firing in this batch is not dead for its AuxK
                 since_fired.add_(batch_size)

@@ -283,9 +283,11 @@ def _step_loop(model: nn.Module, opt: torch.optim.Optimizer, step_loss, *, steps
     ``step_loss(step)`` draws the step's batch and returns its loss: a scalar, or one loss per
     independent instance (shape (k,), minimised through their sum and recorded separately, so
     ``losses`` has shape (steps,) or (steps, k)). With ``closed_form=True``, ``step_loss`` sets
-    every parameter's ``.grad`` itself (a gradient written out) and returns the loss detached. ``lr_factor(step)``, when given, scales every
-    parameter group's learning rate ``lr`` at that step (a schedule). The global torch RNG is forked
-    and seeded by ``seed``; a non-finite loss raises :class:`DivergenceError` naming ``name``.
+    every parameter's ``.grad`` itself (a gradient written out) and returns the loss detached.
+    ``lr_factor(step)``, when given, scales every parameter group's learning rate ``lr`` at that
+    step (a schedule). The global torch RNG is forked and seeded by ``seed``; a non-finite loss
+    raises :class:`DivergenceError` naming ``name``. A fused AdamW is stepped by
+    :func:`_direct_step` (the same kernel, bit-identical).
     """
     losses = None
     was_training = model.training

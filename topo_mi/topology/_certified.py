@@ -89,26 +89,26 @@ def certified_persistence(X, *, max_dim, coeff, target, kind, route, limit):
         if route == "auto":
             met = 2.0 * cover <= tau * (1 + 1e-9)
             chosen = "landmarks" if met and len(idx) < N else None
-    checked = False
+
     from topo_mi.topology import _cut
 
-    use_cut = max_dim == 1 and N >= _cut.CUT_MIN_POINTS  # exact H0-H1 through a certified prefix
+    def exact():  # the memory guard at each complex that runs, H0-H1 through the certified cut
+        def check(t):
+            rs.check_complex_fits(D, n=N, max_dim=max_dim, threshold=t, backend="gudhi", limit=limit,
+                                  coeff=coeff)
 
-    def check(t):
-        rs.check_complex_fits(D, n=N, max_dim=max_dim, threshold=t, backend="gudhi", limit=limit, coeff=coeff)
+        def run(t):
+            return bk.run_backend("gudhi", D, n=N, max_dim=max_dim, threshold=t, coeff=coeff)
 
-    def run(t):
-        return bk.run_backend("gudhi", D, n=N, max_dim=max_dim, threshold=t, coeff=coeff)
+        raw, info["cut"] = _cut.exact_persistence(D, max_dim=max_dim, threshold=np.inf, backend="gudhi",
+                                                  check=check, run=run)
+        return raw
 
     raw = None
     if chosen is None and D is not None:
         try:
-            if use_cut:
-                raw, info["cut"] = _cut.cut_persistence(D, n=N, coeff=coeff, backend="gudhi", limit=limit,
-                                                        check=check, run=run)
-            else:
-                check(np.inf)
-            chosen, checked = "exact", True
+            raw = exact()
+            chosen = "exact"
         except ResourceError:
             chosen = "sparse"
     elif chosen is None:
@@ -117,13 +117,8 @@ def certified_persistence(X, *, max_dim, coeff, target, kind, route, limit):
     if chosen == "exact":
         if D is None:
             rs.check_dense_fits(N, backend="gudhi", limit=limit)
-        if raw is None and use_cut:
-            raw, info["cut"] = _cut.cut_persistence(D, n=N, coeff=coeff, backend="gudhi", limit=limit,
-                                                    check=check, run=run)
-        elif raw is None:
-            if not checked:
-                check(np.inf)
-            raw = run(np.inf)
+        if raw is None:
+            raw = exact()
         dgms = bk.canonical_diagrams(raw, max_dim)
         return dgms, [0.0] * (max_dim + 1), "exact", None, 0.0, info
     if chosen == "landmarks":

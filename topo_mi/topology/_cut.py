@@ -128,7 +128,7 @@ def h1_birth_bound(D: np.ndarray, *, m: int = _WITNESS_NEIGHBOURS, max_candidate
     return 0.0  # pragma: no cover - the minimum spanning tree's edges are witness-free
 
 
-def next_threshold(D: np.ndarray, t: float, sample: np.ndarray) -> float:
+def next_threshold(t: float, sample: np.ndarray) -> float:
     """The scale at which the complex has about twice the edges it has at ``t`` (from a sorted
     sample of the pair lengths), and at least 5 % beyond ``t``."""
     frac = np.searchsorted(sample, t, side="right") / sample.size
@@ -146,7 +146,7 @@ def pair_sample(D: np.ndarray, seed: int = 0) -> np.ndarray:
     return np.sort(D[i[keep][:k], j[keep][:k]])
 
 
-def cut_persistence(D: np.ndarray, *, n: int, coeff: int, backend: str, limit: int, check, run):
+def cut_persistence(D: np.ndarray, *, check, run):
     """H0 and H1 of the whole Rips filtration of ``D`` through the smallest certified prefix.
 
     ``check(threshold)`` is the memory guard (raises before a run that would not fit);
@@ -180,8 +180,26 @@ def cut_persistence(D: np.ndarray, *, n: int, coeff: int, backend: str, limit: i
             break
         if sample is None:
             sample = pair_sample(D)
-        t = next_threshold(D, t, sample)
+        t = next_threshold(t, sample)
     return raw, {"birth_bound": L, "cut": t, "thresholds": thresholds, "enclosing_radius": cone}
 
 
-__all__ = ["witness_free_edges", "h1_birth_bound", "cut_persistence", "CUT_MIN_POINTS"]
+def applies(D, *, max_dim: int, threshold: float, backend: str) -> bool:
+    """Whether :func:`exact_persistence` goes through the cut: H0–H1 of a dense matrix of at least
+    :data:`CUT_MIN_POINTS` points with the gudhi backend and no threshold of the user's."""
+    return (max_dim == 1 and np.isinf(threshold) and backend == "gudhi" and isinstance(D, np.ndarray)
+            and D.shape[0] >= CUT_MIN_POINTS)
+
+
+def exact_persistence(D, *, max_dim: int, threshold: float, backend: str, check, run):
+    """The raw diagrams of the Rips filtration of ``D`` up to ``threshold``, and the cut's record
+    (None when the whole complex ran): through :func:`cut_persistence` where :func:`applies`,
+    else ``check(threshold)`` then ``run(threshold)``."""
+    if applies(D, max_dim=max_dim, threshold=threshold, backend=backend):
+        return cut_persistence(D, check=check, run=run)
+    check(threshold)
+    return run(threshold), None
+
+
+__all__ = ["witness_free_edges", "h1_birth_bound", "cut_persistence", "exact_persistence", "applies",
+           "CUT_MIN_POINTS"]

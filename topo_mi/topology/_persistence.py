@@ -241,33 +241,30 @@ def persistence(X, *, max_dim: int = 1, metric: str = "euclidean", backend: str 
     t2 = time.perf_counter()
     timings["distances"] = t2 - t1
 
-    def check(t):
+    timings["estimate"] = 0.0
+
+    def check(t):  # the memory guard (and cost warning) of each complex before it runs
+        t_check = time.perf_counter()
         info = rs.check_complex_fits(D, n=n, max_dim=max_dim, threshold=t, backend=run_backend, limit=limit,
                                      coeff=coeff)
         if run_backend != "mst":
             rs.warn_if_expensive(D, n=n, max_dim=max_dim, threshold=t, info=info, label=label,
                                  has_landmarks=idx is not None)
+        timings["estimate"] += time.perf_counter() - t_check
 
     def run(t):
         return bk.run_backend(run_backend, D, n=n, max_dim=max_dim, threshold=t, coeff=coeff)
 
     from topo_mi.topology import _cut
 
-    cut = None
-    if (max_dim == 1 and np.isinf(threshold) and run_backend == "gudhi" and isinstance(D, np.ndarray)
-            and n >= _cut.CUT_MIN_POINTS):
-        # H0-H1 exactly through the smallest certified prefix of the filtration (see _cut)
-        t3 = time.perf_counter()
-        raw, cut = _cut.cut_persistence(D, n=n, coeff=coeff, backend=run_backend, limit=limit, check=check, run=run)
-    else:
-        check(threshold)
-        t3 = time.perf_counter()
-        timings["estimate"] = t3 - t2
-        raw = run(threshold)
+    # the memory guard, then the backend; H0-H1 of many points through a certified prefix (see _cut)
+    t3 = time.perf_counter()
+    raw, cut = _cut.exact_persistence(D, max_dim=max_dim, threshold=threshold, backend=run_backend,
+                                      check=check, run=run)
     if run_backend in ("ripser", "giotto-ph"):
         raw = bk.snap_to_distances([np.asarray(d, dtype=np.float64).reshape(-1, 2) for d in raw], D)
     dgms = bk.canonical_diagrams(raw, max_dim)
-    timings["persistence"] = time.perf_counter() - t3
+    timings["persistence"] = time.perf_counter() - t3 - timings["estimate"]
     return PersistenceResult(
         diagrams=dgms, max_dim=max_dim, metric=metric, backend=run_backend, coeff=coeff,
         threshold=float(threshold), n_points=int(N), landmark_indices=idx,
