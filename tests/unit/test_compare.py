@@ -43,6 +43,24 @@ def test_non_finite_and_constant_inputs_raise():
     bad[3, 1] = np.nan
     with pytest.raises(NonFiniteError, match="1 non-finite"):
         C.cka(X, bad)
+    # the linear kernel reads finiteness off the column means: every kind of bad entry is caught,
+    # in float32 and float64, for either argument, and named with its row
+    for dtype in (np.float32, np.float64):
+        for val in (np.nan, np.inf, -np.inf):
+            b = X.astype(dtype)
+            b[7, 2] = val
+            with pytest.raises(NonFiniteError, match=r"X: .*1 non-finite.*rows 7"):
+                C.cka(b, X)
+            with pytest.raises(NonFiniteError, match=r"Y: .*1 non-finite.*rows 7"):
+                C.cka(X, b, form="gram")
+    both = X.copy()
+    both[2, 0], both[5, 0] = np.inf, -np.inf  # inf - inf: a NaN mean, still caught
+    with pytest.raises(NonFiniteError, match="2 non-finite"):
+        C.cka(both, X)
+    huge = X.copy()
+    huge[:, 0] = 1e308  # finite entries whose float64 column sum overflows: refused by name
+    with pytest.raises(InvalidParameterError, match="X: expected values whose column sums fit in float64"):
+        C.cka(huge, X)
     with pytest.raises(InvalidParameterError, match="varies across samples"):
         C.cka(X, np.ones((20, 4)))
     with pytest.raises(InvalidParameterError, match="expected a 2-D array"):

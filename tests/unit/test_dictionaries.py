@@ -329,13 +329,13 @@ def test_auxk_dead_set_counts_the_current_batch(toy, monkeypatch, kind):
     else:  # the dense path: AuxK reads the pre-activations; BatchTopK keeps the top k*B of the batch
         real = L.auxk_loss
 
-        def spy(pre, dead, residual, W_dec, k_aux):
+        def spy(pre, dead, residual, W_dec, k_aux, normalization="none"):
             flat = pre.detach().relu().flatten()
             vals, pos = flat.topk(3 * pre.shape[0])
             fired = torch.zeros(pre.shape[1], dtype=torch.bool)
             fired[pos[vals > 0] % pre.shape[1]] = True
             seen.append((dead.clone(), fired))
-            return real(pre, dead, residual, W_dec, k_aux)
+            return real(pre, dead, residual, W_dec, k_aux, normalization)
 
         monkeypatch.setattr(L, "auxk_loss", spy)
     # dead_after = one batch: every latent silent in the previous batch was dead under a stale counter

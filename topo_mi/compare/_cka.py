@@ -206,7 +206,7 @@ def cka(X, Y, *, kernel: str = "linear", sigma: float = 0.8, debiased: bool = Fa
         When a Gram matrix would exceed the memory budget (use the linear kernel or
         :func:`minibatch_cka`).
     """
-    X, Y = check_pair(X, Y, min_points=2, keep_float32=kernel == "linear")
+    X, Y = check_pair(X, Y, min_points=2, keep_float32=kernel == "linear", defer_finite=kernel == "linear")
     if X.shape[0] < 4:
         # centred, n points span at most n - 1 dimensions: with 2 samples every pair of
         # representations has CKA 1 and with 3 the value is dominated by that degeneracy
@@ -219,7 +219,7 @@ def cka(X, Y, *, kernel: str = "linear", sigma: float = 0.8, debiased: bool = Fa
         fail("debiased", "True or False", debiased)
     n = X.shape[0]
     if kernel == "linear":
-        Xc, Yc = center_columns(X), center_columns(Y)
+        Xc, Yc = center_columns(X, name="X"), center_columns(Y, name="Y")
         if form == "features" or (form == "auto" and (features_cheaper(n, X.shape[1], Y.shape[1])
                                                      or 8 * n * n > _gram_budget())):
             return _linear_cka_features(Xc, Yc, debiased, check=True)

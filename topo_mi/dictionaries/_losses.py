@@ -43,13 +43,27 @@ def l1_penalty_from_sums(z_sum: torch.Tensor, W_dec: torch.Tensor, batch: int) -
     return (z_sum @ w) / batch
 
 
+def _auxk_error(e: torch.Tensor, e_hat: torch.Tensor, normalization: str) -> torch.Tensor:
+    """``mean_b sum (e - e_hat)^2`` ('none'), or that over ``mean_b sum (e - mean_b e)^2``
+    ('residual_variance': OpenAI's ``normalized_mse`` of the residual; 0 when the residual is constant)."""
+    err = reconstruction_loss(e, e_hat)
+    if normalization == "none":
+        return err
+    flat = e.reshape(e.shape[0], -1)
+    var = (flat - flat.mean(dim=0, keepdim=True)).pow(2).sum(dim=1).mean()
+    return err / var if float(var) > 0 else err * 0.0
+
+
 def auxk_loss(pre: torch.Tensor, dead: torch.Tensor, residual: torch.Tensor, W_dec: torch.Tensor,
-              k_aux: int) -> torch.Tensor:
+              k_aux: int, normalization: str = "none") -> torch.Tensor:
     """AuxK (Gao et al. 2024): the top-``k_aux`` *dead* latents reconstruct the detached residual.
 
     ``e = (x - x_hat).detach()``; ``z_aux`` keeps the ``k_aux`` largest pre-activations among the
     dead latents (then ReLU); ``e_hat = z_aux @ W_dec`` *without* the decoder bias;
     loss ``= min(n_dead / k_aux, 1) * mean_b sum (e - e_hat)^2``; zero when nothing is dead.
+    With ``normalization='residual_variance'`` the error is divided by the residual's own
+    variance over the batch, ``mean_b sum (e - mean_b e)^2`` (OpenAI's reference code), which makes
+    the term scale-free (an AuxK weight then means the same at any activation scale).
     The caller multiplies by the AuxK weight (1/32 by default).
     """
     n_dead = int(dead.sum())
@@ -62,7 +76,7 @@ def auxk_loss(pre: torch.Tensor, dead: torch.Tensor, residual: torch.Tensor, W_d
     z_aux = torch.zeros_like(pre).scatter(1, idx, vals.relu())
     e_hat = torch.einsum("bs,snd->bnd", z_aux, W_dec)
     scale = min(n_dead / float(k_aux), 1.0)
-    return scale * reconstruction_loss(e, e_hat)
+    return scale * _auxk_error(e, e_hat, normalization)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,7 +209,7 @@ def topk_encode(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor, k: int, *, k_
 
 
 def auxk_loss_sparse(aux_vals: torch.Tensor, aux_idx: torch.Tensor, n_dead: int, residual: torch.Tensor,
-                     W_dec: torch.Tensor, k_aux: int) -> torch.Tensor:
+                     W_dec: torch.Tensor, k_aux: int, normalization: str = "none") -> torch.Tensor:
     """:func:`auxk_loss` from the selection :func:`topk_encode` made (``aux_vals``, ``aux_idx``:
     ``(b, min(k_aux, n_dead))``): ``e_hat`` is decoded from those rows of ``W_dec`` only (an
     ``embedding_bag``, no decoder bias); the same value and gradients."""
@@ -206,7 +220,24 @@ def auxk_loss_sparse(aux_vals: torch.Tensor, aux_idx: torch.Tensor, n_dead: int,
     e = residual.detach()
     e_hat = F.embedding_bag(aux_idx, W_dec.flatten(1), per_sample_weights=aux_vals, mode="sum")
     scale = min(n_dead / float(k_aux), 1.0)
-    return scale * reconstruction_loss(e, e_hat.view_as(e))
+    return scale * _auxk_error(e, e_hat.view_as(e), normalization)
+
+
+def project_out_parallel_(grad: torch.Tensor | None, W_dec: torch.Tensor) -> None:
+    """Remove from each latent's decoder gradient its component along the (unit-norm) decoder row.
+
+    Rows are flattened over sources, as :meth:`SparseDictionary.normalize_decoder_` normalises
+    them: ``g_i <- g_i - <g_i, w_i> w_i``. With ``||w_i|| = 1`` this is the gradient's projection on
+    the sphere's tangent space (OpenAI's ``unit_norm_decoder_grad_adjustment_``, SAELens's
+    ``remove_gradient_parallel_to_decoder_directions``): Adam then spends no step on growing or
+    shrinking the norm that the projection after the step would undo. In place; no-op without a
+    gradient.
+    """
+    if grad is None:
+        return
+    g = grad.view(grad.shape[0], -1)
+    w = W_dec.reshape(W_dec.shape[0], -1)
+    g.sub_(w * (g * w).sum(dim=1, keepdim=True))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -91,8 +91,8 @@ class _Source:
     """
 
     def __init__(self, inputs: list[np.ndarray], targets: list[np.ndarray] | None, batch_size: int, seed: int,
-                 acts=None, names=None):
-        self.inputs, self.targets = inputs, targets
+                 acts=None, names=None, buffer: int = 65536):
+        self.inputs, self.targets, self.buffer = inputs, targets, buffer
         # an Activations object streams through its own bounded-memory shuffler (iter_batches)
         self.acts, self.names = acts, names
         self._it, self._next = None, None
@@ -125,7 +125,7 @@ class _Source:
         if self._next != (epoch, j):
             self._it = self.acts.iter_batches(self.batch_size, layers=list(dict.fromkeys(self.names)),
                                               shuffle=True, seed=[self.seed, epoch], drop_last=True,
-                                              return_index=True)
+                                              return_index=True, buffer=self.buffer)
             for _ in range(j):  # resuming inside an epoch: skip the batches already seen
                 next(self._it)
         idx, arrays = next(self._it)
@@ -194,7 +194,7 @@ def _memory_check(cfg: dict, batch_size: int) -> None:
 def _train(inputs, targets, *, kind, d_sae, k, coefficient, n_steps, batch_size, lr, seed, b_dec_init,
            aux_coefficient, k_aux, bandwidth, init_threshold, dead_after, resample_at, resample_samples,
            normalize_decoder, checkpoint_dir, checkpoint_every, resume, progress, log_every, callback, meta,
-           init=None, stream=None):
+           init=None, stream=None, auxk_normalization="none", project_decoder_grad=False, shuffle_buffer=None):
     import torch
 
     from topo_mi.dictionaries import _losses as L
@@ -207,6 +207,16 @@ def _train(inputs, targets, *, kind, d_sae, k, coefficient, n_steps, batch_size,
     check_choice("b_dec_init", b_dec_init, ("geometric_median", "mean", "zeros"))
     aux_coefficient = check_float("aux_coefficient", aux_coefficient, min_value=0.0)
     dead_after = check_int("dead_after", dead_after, min_value=1)
+    check_choice("auxk_normalization", auxk_normalization, ("none", "residual_variance"))
+    if not isinstance(project_decoder_grad, (bool, np.bool_)):
+        fail("project_decoder_grad", "True or False", project_decoder_grad)
+    if shuffle_buffer is not None:
+        if stream is None:
+            fail("shuffle_buffer", "None here: these batches come from one permutation of all rows (the window "
+                 "applies when an Activations object or a store is streamed)", shuffle_buffer)
+        shuffle_buffer = check_int("shuffle_buffer", shuffle_buffer, min_value=1)
+        if shuffle_buffer < batch_size:
+            fail("shuffle_buffer", f"at least batch_size={batch_size} rows", shuffle_buffer)
     resample_at = sorted({check_int("resample_at", s, min_value=1) for s in (resample_at or ())})
     resample_samples = check_int("resample_samples", resample_samples, min_value=1)
     log_every = check_int("log_every", log_every or max(1, n_steps // 200), min_value=1)
@@ -228,12 +238,22 @@ def _train(inputs, targets, *, kind, d_sae, k, coefficient, n_steps, batch_size,
                       k_aux=k_aux, bandwidth=bandwidth, init_threshold=init_threshold,
                       normalize_decoder=normalize_decoder,
                       apply_b_dec_to_input=False if targets is not None else None)
+    if project_decoder_grad and not cfg["normalize_decoder"]:
+        fail("project_decoder_grad", "normalize_decoder=True (the projection keeps unit-norm rows on the sphere)",
+             "normalize_decoder=False", raw=True)
     _memory_check(cfg, batch_size)
-    src = _Source(inputs, targets, batch_size, seed, *(stream or (None, None)))
+    src = _Source(inputs, targets, batch_size, seed, *(stream or (None, None)),
+                  buffer=65536 if shuffle_buffer is None else shuffle_buffer)
     hyper = {"cfg": cfg, "batch_size": batch_size, "lr": lr, "seed": seed, "b_dec_init": b_dec_init,
              "coefficient": coefficient, "aux_coefficient": aux_coefficient, "dead_after": dead_after,
              "resample_at": resample_at, "resample_samples": resample_samples, "log_every": log_every,
              "data": src.fingerprint()}
+    # options added later enter the hyperparameters only when set, so older checkpoints still resume
+    for key, val, default in (("auxk_normalization", auxk_normalization, "none"),
+                              ("project_decoder_grad", bool(project_decoder_grad), False),
+                              ("shuffle_buffer", shuffle_buffer, None)):
+        if val != default:
+            hyper[key] = val
 
     model = SparseDictionary(cfg, seed=seed, meta=meta)
     if init is not None:
@@ -307,11 +327,13 @@ def _train(inputs, targets, *, kind, d_sae, k, coefficient, n_steps, batch_size,
             elif kind in ("topk", "batchtopk") and aux_coefficient > 0:
                 dead = since_fired >= dead_after
                 if sel is not None:  # AuxK's selection made by the encoder's own pass (TopK, one source)
-                    aux = L.auxk_loss_sparse(*sel, int(dead.sum()), y - y_hat, model.W_dec, cfg["k_aux"])
+                    aux = L.auxk_loss_sparse(*sel, int(dead.sum()), y - y_hat, model.W_dec, cfg["k_aux"],
+                                             normalization=auxk_normalization)
                     loss = loss + aux_coefficient * aux
                 elif dead.any():
                     pre_aux = _aux_pre_activations(model, x, pre)
-                    aux = L.auxk_loss(pre_aux, dead, y - y_hat, model.W_dec, cfg["k_aux"])
+                    aux = L.auxk_loss(pre_aux, dead, y - y_hat, model.W_dec, cfg["k_aux"],
+                                      normalization=auxk_normalization)
                     loss = loss + aux_coefficient * aux
             if not torch.isfinite(loss):
                 from topo_mi.errors import DivergenceError
@@ -319,6 +341,8 @@ def _train(inputs, targets, *, kind, d_sae, k, coefficient, n_steps, batch_size,
                 raise DivergenceError(f"lr: the loss became non-finite at step {step}; lower lr, got {lr}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if project_decoder_grad:
+                L.project_out_parallel_(model.W_dec.grad, model.W_dec.detach())
             opt.step()
             if cfg["normalize_decoder"]:
                 model.normalize_decoder_()
@@ -532,6 +556,17 @@ _DOC_COMMON = """
     b_dec_init : {'geometric_median', 'mean', 'zeros'}
         Decoder bias initialisation from 4,096 rows.
     aux_coefficient, k_aux : AuxK weight (1/32) and size (default d_in / 2).
+    auxk_normalization : {'none', 'residual_variance'}
+        AuxK's error as in the paper and sparsify (``mean_b ||e - e_hat||^2``, the default) or
+        divided by the residual's variance over the batch (OpenAI's reference code).
+    project_decoder_grad : bool
+        Remove from each decoder row's gradient its component along the row before the Adam step
+        (OpenAI, SAELens, sparsify); needs ``normalize_decoder``. Default off (the projection after
+        the step alone keeps rows at unit norm).
+    shuffle_buffer : int, optional
+        Rows per shuffle window when ``data`` is streamed from an Activations object or a store
+        (default 65,536; memory is one window of the layer): a larger window mixes better, a
+        smaller one costs less memory. Arrays are permuted whole and take no window.
     dead_after : int
         A latent that has not fired for this many samples, the current batch included, is dead
         (AuxK, resampling, history).
@@ -571,7 +606,9 @@ def train_sae(data, *, layer: str | None = None, target: Any = None, target_laye
               init_threshold: float = 0.001, dead_after: int = 1_000_000, resample_at=None,
               resample_samples: int = 16384, normalize_decoder: bool | None = None, checkpoint_dir=None,
               checkpoint_every: int | None = None, resume: bool = False, progress: bool = False,
-              log_every: int | None = None, callback: Callable | None = None, init=None):
+              log_every: int | None = None, callback: Callable | None = None, init=None,
+              auxk_normalization: str = "none", project_decoder_grad: bool = False,
+              shuffle_buffer: int | None = None):
     """Train a sparse autoencoder (or, with a target, a transcoder) on activations.
 
     Parameters
@@ -612,7 +649,9 @@ def train_sae(data, *, layer: str | None = None, target: Any = None, target_laye
                   k_aux=k_aux, bandwidth=bandwidth, init_threshold=init_threshold, dead_after=dead_after,
                   resample_at=resample_at, resample_samples=resample_samples, normalize_decoder=normalize_decoder,
                   checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume,
-                  progress=progress, log_every=log_every, callback=callback, meta=meta, init=init, stream=stream)
+                  progress=progress, log_every=log_every, callback=callback, meta=meta, init=init, stream=stream,
+                  auxk_normalization=auxk_normalization, project_decoder_grad=project_decoder_grad,
+                  shuffle_buffer=shuffle_buffer)
 
 
 def train_transcoder(data, *, layer: str | None = None, target_layer: str | None = None, target: Any = None,
@@ -678,7 +717,8 @@ def train_crosscoder(data, *, layers: Sequence[str] | None = None, layer: str | 
     defaults = dict(k=None, n_steps=1000, batch_size=1024, lr=1e-3, seed=0, b_dec_init="geometric_median",
                     aux_coefficient=1 / 32, k_aux=None, bandwidth=0.05, init_threshold=0.001, dead_after=1_000_000,
                     resample_at=None, resample_samples=16384, normalize_decoder=None, checkpoint_dir=None,
-                    checkpoint_every=None, resume=False, progress=False, log_every=None, callback=None, init=None)
+                    checkpoint_every=None, resume=False, progress=False, log_every=None, callback=None, init=None,
+                    auxk_normalization="none", project_decoder_grad=False)
     unknown = set(kw) - set(defaults)
     if unknown:
         fail("kwargs", f"parameters among {sorted(defaults)}", sorted(unknown))

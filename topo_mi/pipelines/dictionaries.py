@@ -101,6 +101,33 @@ def holdout_rows(n: int, n_eval: int, seed: int, groups=None) -> np.ndarray:
     return np.flatnonzero(np.isin(inv, take))
 
 
+_SET_BY_PROFILE = {"data", "layer", "target", "target_layer", "kind", "d_sae", "expansion", "k", "l1_coefficient",
+                   "l0_coefficient", "n_steps", "batch_size", "lr", "seed", "dead_after", "resample_at",
+                   "checkpoint_dir", "resume", "progress"}
+
+
+def _train_options(options) -> dict:
+    """``train_options`` checked against :func:`train_sae`'s parameters (not those set by name here)."""
+    import inspect
+    from collections.abc import Mapping
+
+    from topo_mi.dictionaries import train_sae
+
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        fail("train_options", "a mapping of train_sae parameters", options)
+    valid = set(inspect.signature(train_sae).parameters) - _SET_BY_PROFILE
+    for key in options:
+        if key in _SET_BY_PROFILE:
+            fail("train_options", f"parameters other than dictionary_profile's own (give {key!r} directly)", key)
+        if key not in valid:
+            from topo_mi._validation import unknown_name
+
+            raise unknown_name("train_options key", key, sorted(valid))
+    return dict(options)
+
+
 def dictionary_profile(acts, *, layer: str | None = None, kind: str = "topk", d_sae: int | None = None,
                        expansion: float = 8.0, k: int | None = 32, l1_coefficient: float | None = None,
                        l0_coefficient: float | None = None, n_steps: int = 2000, batch_size: int = 1024,
@@ -110,7 +137,7 @@ def dictionary_profile(acts, *, layer: str | None = None, kind: str = "topk", d_
                        baseline: str = "zero", n_latents: int = 8,
                        n_examples: int = 10, tokens=None, token_index=None, tokenizer=None,
                        checkpoint_dir=None, resume: bool = False, seed: int = 0,
-                       progress: bool = False) -> DictionaryProfile:
+                       progress: bool = False, train_options=None) -> DictionaryProfile:
     """Train a dictionary on ``layer`` of ``acts`` and profile it on held-out rows.
 
     A seeded ``eval_fraction`` of the rows (at most ``max_eval``) is held out — with ``holdout``
@@ -124,7 +151,10 @@ def dictionary_profile(acts, *, layer: str | None = None, kind: str = "topk", d_
     and — with ``model`` and ``inputs`` — spliced into the model at ``splice_layer`` (default
     ``layer``) for the loss recovered (:func:`~topo_mi.dictionaries.loss_recovered`; ``splice_loss``
     'auto' is the next-token cross-entropy for language models and the distance to the clean output
-    otherwise; ``splice=False`` skips it).
+    otherwise; ``splice=False`` skips it). ``train_options`` (a mapping; a TOML table in a spec)
+    passes any other :func:`~topo_mi.dictionaries.train_sae` parameter, e.g.
+    ``{"aux_coefficient": 0.0625, "auxk_normalization": "residual_variance",
+    "project_decoder_grad": True}``.
 
     Returns
     -------
@@ -161,10 +191,11 @@ def dictionary_profile(acts, *, layer: str | None = None, kind: str = "topk", d_
     mask[held] = False
     train_rows = np.flatnonzero(mask)
     kk = k if kind in ("topk", "batchtopk") else None
+    extra = _train_options(train_options)
     sae = train_sae(RowView(X, train_rows), kind=kind, d_sae=d_sae, expansion=None if d_sae else expansion, k=kk,
                     l1_coefficient=l1_coefficient, l0_coefficient=l0_coefficient, n_steps=n_steps,
                     batch_size=batch_size, lr=lr, seed=seed, dead_after=dead_after, resample_at=resample_at,
-                    checkpoint_dir=checkpoint_dir, resume=resume, progress=progress)
+                    checkpoint_dir=checkpoint_dir, resume=resume, progress=progress, **extra)
     sae.meta["layer"] = layer
     Xe = np.asarray(X[held], dtype=np.float32)
     metrics = evaluate(sae, Xe)
