@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE = 1
 export TRANSFORMERS_OFFLINE = 1
 export MPLBACKEND = Agg
 
-.PHONY: venv demo test test-slow test-all bench browser-test clean
+.PHONY: venv demo test test-slow test-all bench bench-peers browser-test clean
 
 venv: $(STAMP)
 
@@ -40,6 +40,10 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PYTHON) $$b || exit 1; done
+
+# the separate venv of the dictionaries' peers (SAELens, EleutherAI's sparsify) beside torch 2.13.0
+bench-peers:
+	bash benchmarks/benchvenv_dictionaries.sh
 
 browser-test: $(STAMP)
 	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)

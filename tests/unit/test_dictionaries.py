@@ -134,21 +134,27 @@ def test_sparse_decode_equals_the_dense_decode():
 def test_sparse_topk_backward_equals_dense_autograd():
     from topo_mi.dictionaries._losses import topk_encode
 
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(12, 6, generator=g, requires_grad=True)
-    W = torch.randn(6, 20, generator=g, requires_grad=True)
-    b = torch.randn(20, generator=g, requires_grad=True)
-    w_out = torch.randn(12, 4, generator=g)
-    vals, idx = topk_encode(x, W, b, 4)
-    (vals * w_out).sum().backward()
-    grads = [t.grad.clone() for t in (x, W, b)]
-    for t in (x, W, b):
-        t.grad = None
-    v2, i2 = (x @ W + b).topk(4, dim=1)
-    assert torch.equal(i2, idx)
-    (v2.relu() * w_out).sum().backward()
-    for got, t in zip(grads, (x, W, b)):
-        torch.testing.assert_close(got, t.grad, rtol=1e-5, atol=1e-6)
+    # the selection comes in no particular order: the loss weights each latent, not each slot;
+    # the larger case has latents chosen by many rows and latents chosen by none (empty sums)
+    for n, d, s, k, col_major in ((12, 6, 20, 4, False), (50, 9, 300, 17, False), (40, 7, 64, 5, True)):
+        g = torch.Generator().manual_seed(n)
+        x = torch.randn(n, d, generator=g, requires_grad=True)
+        W = torch.randn(s, d, generator=g).t()  # column-major (a tied initialisation)
+        W = W.contiguous() if not col_major else W
+        W.requires_grad_(True)
+        b = torch.randn(s, generator=g, requires_grad=True)
+        w_lat = torch.randn(n, s, generator=g)
+        vals, idx = topk_encode(x, W, b, k)
+        (vals * w_lat.gather(1, idx)).sum().backward()
+        grads = [t.grad.clone() for t in (x, W, b)]
+        assert (grads[1].stride(0) == 1) is col_major  # the gradient is laid out like W
+        for t in (x, W, b):
+            t.grad = None
+        v2, i2 = (x @ W + b).topk(k, dim=1)
+        assert torch.equal(i2.sort(dim=1).values, idx.sort(dim=1).values)
+        (v2.relu() * w_lat.gather(1, i2)).sum().backward()
+        for got, t in zip(grads, (x, W, b)):
+            torch.testing.assert_close(got, t.grad, rtol=1e-5, atol=1e-5)
 
 
 def test_geometric_median_known_answers():
