@@ -61,6 +61,33 @@ def test_mlp_equals_manual_forward_exactly():
     assert not any(isinstance(v, nn.Module) for v in vars(acts).values())
 
 
+def test_large_results_in_premapped_pages_equal_the_forward(monkeypatch):
+    """Results of 64 MiB and more live in an anonymous mapping populated up front (huge pages where
+    the kernel allows, else MAP_POPULATE): zero-filled, writable, and the collected rows exact.
+    The threshold is lowered so that a small model takes that route too."""
+    import mmap
+
+    from topo_mi.activations import _collect as C
+
+    big = C._empty_prefaulted(((64 << 20) // 4 // 256, 256))
+    assert big.shape == (65536, 256) and big.dtype == np.float32 and big.flags.writeable
+    assert not big[::4096].any()  # anonymous pages are zero
+    big[-1, -1] = 1.0
+    m = _mlp()
+    X = torch.randn(3000, 5, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        ref = m.act1(m.fc1(X)).numpy()
+    for threshold in (64 << 20, 1):  # the plain allocation, then the mapped one for any size
+        monkeypatch.setattr(C, "_PREFAULT_MIN_BYTES", threshold)
+        acts = tm.collect(m, X, layers=["act1"], batch_size=256, progress=False)
+        root = acts["act1"]
+        while isinstance(root.base, np.ndarray):
+            root = root.base
+        mapped = isinstance(root.base, memoryview) and isinstance(root.base.obj, mmap.mmap)
+        assert mapped is (threshold == 1)
+        np.testing.assert_array_equal(acts["act1"], ref)
+
+
 def test_convnet_reductions_and_training_flag_restored():
     net = ConvNet()
     net.train()
