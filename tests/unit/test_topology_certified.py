@@ -175,3 +175,46 @@ def test_guard_pilots_and_refuses_what_the_edge_count_would_let_through():
     if piloted["bytes"] > counted["bytes"] * 1.01:
         with pytest.raises(ResourceError, match="n_landmarks"):
             rs.check_complex_fits(D, n=420, max_dim=1, threshold=np.inf, backend="gudhi", limit=limit, pilot=True)
+
+
+def test_pilots_run_side_by_side_and_leave_nothing_behind(tmp_path, monkeypatch):
+    """Both pilots are started before either is awaited (each in its own process, so each peak is
+    its own), and an estimate interrupted while they run kills them and removes their files."""
+    import tempfile
+
+    from topo_mi.topology import _metrics as mt
+    from topo_mi.topology import _resources as rs
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    D = mt.distance_matrix_of(_noisy_circle(420, seed=3, dim=8), "euclidean")
+    events, procs = [], []
+    real_start, real_finish = rs._start_pilot, rs._finish_pilot
+
+    def start(Ds, **kw):
+        events.append(("start", Ds.shape[0]))
+        job = real_start(Ds, **kw)
+        procs.append(job[0])
+        return job
+
+    def finish(proc, path):
+        events.append(("finish", None))
+        return real_finish(proc, path)
+
+    monkeypatch.setattr(rs, "_start_pilot", start)
+    monkeypatch.setattr(rs, "_finish_pilot", finish)
+    b = rs.pilot_backend_bytes(D, max_dim=1, threshold=np.inf, backend="gudhi", coeff=2)
+    assert [e[0] for e in events] == ["start", "start", "finish", "finish"]
+    assert sorted(e[1] for e in events if e[0] == "start") == [100, 200]  # n/8 and n/4, at least 100 and 200
+    assert b is None or b > 0
+    assert list(tmp_path.iterdir()) == []
+
+    def interrupted(proc, path):
+        raise KeyboardInterrupt
+
+    events.clear()
+    procs.clear()
+    monkeypatch.setattr(rs, "_finish_pilot", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        rs.pilot_backend_bytes(D, max_dim=1, threshold=np.inf, backend="gudhi", coeff=2)
+    assert len(procs) == 2 and all(p.poll() is not None for p in procs)
+    assert list(tmp_path.iterdir()) == []

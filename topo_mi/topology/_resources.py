@@ -134,9 +134,9 @@ print(-1 if b is None else b)
 """
 
 
-def _pilot_once(Ds, *, max_dim, threshold, backend, coeff):
-    """Peak bytes of the backend on ``Ds`` in a fresh process (freed memory of this one would
-    hide what a first run allocates)."""
+def _start_pilot(Ds, *, max_dim, threshold, backend, coeff):
+    """Start the backend on ``Ds`` in a fresh process (freed memory of this one would hide what a
+    first run allocates); returns ``(process, matrix file)``."""
     import os
     import subprocess
     import sys
@@ -146,32 +146,64 @@ def _pilot_once(Ds, *, max_dim, threshold, backend, coeff):
     os.close(fd)
     try:
         np.save(path, Ds)
-        out = subprocess.run([sys.executable, "-c", _PILOT_CODE, path, str(max_dim), repr(float(threshold)),
-                              str(coeff), backend], capture_output=True, text=True, timeout=3600)
+        proc = subprocess.Popen([sys.executable, "-c", _PILOT_CODE, path, str(max_dim), repr(float(threshold)),
+                                 str(coeff), backend], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return proc, path
+
+
+def _finish_pilot(proc, path) -> int | None:
+    """Peak bytes a started pilot reported (None when it failed or could not measure)."""
+    import os
+    import subprocess
+
+    try:
+        try:
+            out, _ = proc.communicate(timeout=3600)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a pilot is a small fraction of the job
+            proc.kill()
+            proc.communicate()
+            return None
     finally:
         os.unlink(path)
     try:
-        b = int(out.stdout.strip().splitlines()[-1])
+        b = int(out.strip().splitlines()[-1])
     except (ValueError, IndexError):
         return None
-    return None if out.returncode or b < 0 else b
+    return None if proc.returncode or b < 0 else b
 
 
 def pilot_backend_bytes(D, *, max_dim: int, threshold: float, backend: str, coeff: int, seed: int = 0):
-    """Extrapolated peak bytes of the backend on the dense matrix ``D`` (None when not piloted)."""
+    """Extrapolated peak bytes of the backend on the dense matrix ``D`` (None when not piloted).
+
+    The two pilots run side by side (each in its own process, so each high-water mark is its own).
+    """
+    import os
+
     n = D.shape[0] if isinstance(D, np.ndarray) else 0
     if n < _PILOT_MIN_N or max_dim < 1 or backend == "mst":
         return None
     rng = np.random.default_rng(seed)
     sizes = [max(_PILOT_MIN_SIZE, n // 8), max(2 * _PILOT_MIN_SIZE, n // 4)]
-    peaks = []
-    for m in sizes:
-        s = np.sort(rng.choice(n, size=m, replace=False))
-        b = _pilot_once(np.ascontiguousarray(D[np.ix_(s, s)]), max_dim=max_dim, threshold=threshold,
-                        backend=backend, coeff=coeff)
-        if b is None:
-            return None
-        peaks.append(max(b, 1 << 16))
+    subsets = [np.sort(rng.choice(n, size=m, replace=False)) for m in sizes]
+    started = []
+    try:
+        for s in subsets[::-1]:  # the larger (slower) pilot first
+            started.append(_start_pilot(np.ascontiguousarray(D[np.ix_(s, s)]), max_dim=max_dim,
+                                        threshold=threshold, backend=backend, coeff=coeff))
+        results = [_finish_pilot(*job) for job in started][::-1]
+    finally:
+        for proc, path in started:  # an interrupted estimate leaves no pilot behind
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+            if os.path.exists(path):
+                os.unlink(path)
+    if any(b is None for b in results):
+        return None
+    peaks = [max(b, 1 << 16) for b in results]
     alpha = float(np.clip(np.log(peaks[1] / peaks[0]) / np.log(sizes[1] / sizes[0]), 1.0, 4.0))
     return peaks[1] * (n / sizes[1]) ** alpha
 
