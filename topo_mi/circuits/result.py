@@ -10,9 +10,12 @@ from topo_mi._results import Result, result_dataclass
 from topo_mi._validation import check_choice
 from topo_mi.circuits._graphdata import EDGE_KINDS, GraphData, to_networkx
 
-_GRAPH_FIELDS = ("model_kind", "layer_names", "layer_sizes", "layer_basis", "layer_kinds", "edge_src",
-                 "edge_dst", "edge_weight", "edge_kind", "edge_attribution", "edge_attribution_var",
-                 "node_bias", "node_mean", "node_var")
+# The graph's fields are GraphData's, in its order. A frozen dataclass cannot derive from the
+# mutable GraphData, so CircuitResult takes them from a frozen dataclass built from its fields.
+_GRAPH_FIELDS = tuple(f.name for f in dataclasses.fields(GraphData))
+_GraphFields = dataclasses.make_dataclass(
+    "_GraphFields", [(f.name, f.type) for f in dataclasses.fields(GraphData)], frozen=True, eq=False,
+    repr=False, namespace={"__module__": __name__})
 
 
 def _empty(dtype=np.float64):
@@ -20,7 +23,7 @@ def _empty(dtype=np.float64):
 
 
 @result_dataclass
-class CircuitResult(Result):
+class CircuitResult(_GraphFields, Result):
     """A circuit graph (features joined by weights), optionally with a learned sparse circuit.
 
     The graph is stored as arrays — nodes run layer by layer, node id ``offset[layer] + index`` —
@@ -70,20 +73,6 @@ class CircuitResult(Result):
         The arguments the circuit was found with.
     """
 
-    model_kind: str
-    layer_names: list
-    layer_sizes: np.ndarray
-    layer_basis: list
-    layer_kinds: list
-    edge_src: np.ndarray
-    edge_dst: np.ndarray
-    edge_weight: np.ndarray
-    edge_kind: np.ndarray
-    edge_attribution: np.ndarray
-    edge_attribution_var: np.ndarray
-    node_bias: np.ndarray
-    node_mean: np.ndarray
-    node_var: np.ndarray
     granularity: str = "none"
     ablation: str = ""
     metric: str = ""

@@ -127,6 +127,21 @@ def _check_model(model) -> nn.Module:
     return model
 
 
+def _check_loop_args(length_name: str, length: Any, *, batch_size: Any, lr: Any, weight_decay: Any, seed: Any,
+                     num_threads: Any) -> tuple[int, int, float, float, int, int | None]:
+    """The arguments every training loop takes, checked in this order (each error names its parameter).
+
+    ``length`` is the loop's length (``length_name``: ``"epochs"`` or ``"steps"``), an int >= 1;
+    ``batch_size`` an int >= 1; ``lr`` a float > 0; ``weight_decay`` a float >= 0; ``seed`` as
+    :func:`check_seed`; ``num_threads`` None or an int >= 1. Returns them in that order.
+    """
+    length = check_int(length_name, length, min_value=1)
+    batch_size = check_int("batch_size", batch_size, min_value=1)
+    lr = check_float("lr", lr, min_value=0.0, min_inclusive=False)
+    weight_decay = check_float("weight_decay", weight_decay, min_value=0.0)
+    return length, batch_size, lr, weight_decay, check_seed(seed), check_threads(num_threads)
+
+
 def _progress(total: int, enabled: bool, desc: str):
     from tqdm.auto import tqdm
     return tqdm(total=total, disable=not enabled, desc=desc, leave=False)
@@ -221,12 +236,9 @@ def train_classifier(model: nn.Module, X, y, *, epochs: int = 200, lr: float = 1
     yt = _to_tensor_y(y, Xt.shape[0])
     if first is not None and first.device.type != "cpu":
         Xt, yt = Xt.to(first.device), yt.to(first.device)
-    epochs = check_int("epochs", epochs, min_value=1)
-    lr = check_float("lr", lr, min_value=0.0, min_inclusive=False)
-    batch_size = check_int("batch_size", batch_size, min_value=1)
-    seed = check_seed(seed)
-    threads = check_threads(num_threads)
-    weight_decay = check_float("weight_decay", weight_decay, min_value=0.0)
+    epochs, batch_size, lr, weight_decay, seed, threads = _check_loop_args(
+        "epochs", epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed,
+        num_threads=num_threads)
     if target_accuracy is not None:
         target_accuracy = check_float("target_accuracy", target_accuracy, min_value=0.0, max_value=1.0,
                                       min_inclusive=False)
@@ -395,12 +407,9 @@ def train_max_of_k(model: nn.Module, *, steps: int = 3000, batch_size: int = 128
         ``losses`` per step; ``final_accuracy`` on 16,384 fresh random sequences.
     """
     d_vocab, n_ctx = _vocab_ctx(model)
-    steps = check_int("steps", steps, min_value=1)
-    batch_size = check_int("batch_size", batch_size, min_value=1)
-    lr = check_float("lr", lr, min_value=0.0, min_inclusive=False)
-    weight_decay = check_float("weight_decay", weight_decay, min_value=0.0)
-    seed = check_seed(seed)
-    threads = check_threads(num_threads)
+    steps, batch_size, lr, weight_decay, seed, threads = _check_loop_args(
+        "steps", steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed,
+        num_threads=num_threads)
     params = dict(optimizer="AdamW", steps=steps, lr=lr, betas=[0.9, 0.999], weight_decay=weight_decay,
                   batch_size=batch_size, seed=seed, d_vocab=d_vocab, n_ctx=n_ctx)
     g = generator(_sub_seed(seed, 0))
@@ -463,12 +472,9 @@ def train_superposition(model: nn.Module, *, sparsity: float, importance_decay: 
     sparsity = check_float("sparsity", sparsity, min_value=0.0, max_value=1.0, max_inclusive=False)
     importance_decay = check_float("importance_decay", importance_decay, min_value=0.0, max_value=1.0,
                                    min_inclusive=False)
-    steps = check_int("steps", steps, min_value=1)
-    batch_size = check_int("batch_size", batch_size, min_value=1)
-    lr = check_float("lr", lr, min_value=0.0, min_inclusive=False)
-    weight_decay = check_float("weight_decay", weight_decay, min_value=0.0)
-    seed = check_seed(seed)
-    threads = check_threads(num_threads)
+    steps, batch_size, lr, weight_decay, seed, threads = _check_loop_args(
+        "steps", steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed,
+        num_threads=num_threads)
     params = dict(optimizer="AdamW", sparsity=sparsity, importance_decay=importance_decay, steps=steps,
                   batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed)
     importance = importance_decay ** torch.arange(n_features, dtype=torch.float32)

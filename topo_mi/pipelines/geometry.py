@@ -20,6 +20,7 @@ from topo_mi.errors import TopoMIError
 from topo_mi.geometry._embed import EMBED_METHODS, EmbeddingResult
 from topo_mi.geometry._intrinsic import ID_METHODS, IDResult
 from topo_mi.geometry._spectral import SPECTRUM_METHODS, RankResult, SpectrumResult, _check_eps
+from topo_mi.pipelines._layers import pick_layers
 
 
 @result_dataclass
@@ -257,23 +258,6 @@ def _profile_layer(item) -> LayerGeometry:
 
 # -- the pipeline ----------------------------------------------------------------------------------
 
-def _resolve_layers(acts, layers) -> list[str]:
-    available = list(acts.layers) if hasattr(acts, "layers") else list(acts.keys())
-    if layers is None:
-        return available
-    if isinstance(layers, str):
-        layers = [layers]
-    layers = list(layers)
-    if not layers:
-        fail("layers", "at least one layer name", layers)
-    for name in layers:
-        if name not in available:
-            raise unknown_name("layer", name, available)
-    if len(set(layers)) != len(layers):
-        fail("layers", "distinct layer names", layers)
-    return layers
-
-
 def geometry_profile(acts, *, layers=None, eps: float = 0.01, relative: bool = True, center: bool = True,
                      id_method: str = "twonn", n_boot: int = 50, embed: str | None = "umap",
                      n_components: int = 2, embed_kwargs: dict | None = None, id_kwargs: dict | None = None,
@@ -315,7 +299,7 @@ def geometry_profile(acts, *, layers=None, eps: float = 0.01, relative: bool = T
     """
     if not isinstance(acts, Mapping):
         fail("acts", "an Activations object or a mapping of layer name -> (n_samples, n_features) array", acts)
-    names = _resolve_layers(acts, layers)
+    names = pick_layers(acts, layers, empty="at least one layer name", distinct=True)
     eps, relative = _check_eps(eps, relative)
     if not isinstance(center, (bool, np.bool_)):
         fail("center", "True or False", center)

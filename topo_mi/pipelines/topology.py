@@ -8,6 +8,7 @@ import numpy as np
 
 from topo_mi._results import Result, result_dataclass
 from topo_mi._validation import as_array, check_float, check_int, fail, unknown_name
+from topo_mi.pipelines._layers import pick_layers
 from topo_mi.topology._persistence import persistence
 from topo_mi.topology._result import PersistenceResult
 from topo_mi.topology._vectorize import betti_curve
@@ -172,11 +173,6 @@ def _persistence_task(item: dict) -> PersistenceResult:
     return res
 
 
-def _layer_names(acts) -> list[str]:
-    layers = getattr(acts, "layers", None)
-    return list(layers) if layers is not None else list(acts.keys())
-
-
 SCALE_RULES = ("auto", "quantile", "per_layer", "first_layer", "hops")
 
 
@@ -293,17 +289,7 @@ def betti_profile(acts, *, layers=None, max_dim: int = 1, metric: str = "euclide
 
     if not isinstance(acts, Mapping) or len(acts) == 0:
         fail("acts", "an Activations or a non-empty mapping of layer name -> (n_samples, n_features) array", acts)
-    names = _layer_names(acts)
-    if layers is None:
-        layers = names
-    elif isinstance(layers, str):
-        layers = [layers]
-    layers = list(layers)
-    if not layers:
-        fail("layers", "at least one layer", layers)
-    for name in layers:
-        if name not in names:
-            raise unknown_name("layer", name, names)
+    layers = pick_layers(acts, layers)
     n_boot = check_int("n_boot", n_boot, min_value=0)
     ci = check_float("ci", ci, min_value=0, max_value=1, min_inclusive=False, max_inclusive=False)
     boot_fraction = check_float("boot_fraction", boot_fraction, min_value=0, max_value=1, min_inclusive=False)
