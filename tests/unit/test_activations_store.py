@@ -247,3 +247,31 @@ def test_cli_cached_activations_altered_on_disk(tmp_path, monkeypatch, capsys):
     assert main(["run", str(spec), "--out", str(tmp_path / "c"), "--quiet"]) != 0
     err = capsys.readouterr().err
     assert "layer_0000.f32" in err and "damaged" in err
+
+
+def test_a_failed_write_is_raised_and_leaves_a_resumable_prefix(tmp_path, ref, monkeypatch):
+    """Writes run on the writer thread while the forward goes on; a write that fails there (a full
+    disk) is raised by the collection, its batch is not recorded, and the next call resumes from
+    the recorded prefix to the same bytes."""
+    from topo_mi.activations import _store
+
+    real = _store.StoreWriter._write
+    calls = []
+
+    def failing(self, i, offset, data):
+        calls.append(offset)
+        if len(calls) == 5:  # batch 2's first layer (two layers per batch)
+            raise OSError("No space left on device")
+        return real(self, i, offset, data)
+
+    monkeypatch.setattr(_store.StoreWriter, "_write", failing)
+    with pytest.raises(OSError, match="No space left"):
+        _collect(tmp_path / "s")
+    journal = sorted(p.name for p in (tmp_path / "s" / _store.JOURNAL).glob("b*.json"))
+    assert journal == ["b000000.json", "b000001.json"]
+    monkeypatch.setattr(_store.StoreWriter, "_write", real)
+    m = Flaky()
+    out = _collect(tmp_path / "s", m)
+    assert m.calls == 5 - 2  # batches 0 and 1 were kept
+    for n in LAYERS:
+        assert np.asarray(out[n]).tobytes() == ref[n].tobytes()
