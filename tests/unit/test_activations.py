@@ -197,6 +197,16 @@ def test_bad_inputs_raise_clearly():
         bad.fc2.weight[0, 0] = float("nan")
     with pytest.raises(NonFiniteError, match=r"layer 'act2': \d+ non-finite"):
         collect(bad, torch.randn(10, 5), layers=["fc1", "act2"], progress=False)
+    # infinities of either sign (their sum is NaN), named with their batch and rows; large finite
+    # values whose float32 sum overflows are kept, not refused
+    ident = nn.Sequential(nn.Identity())
+    X = torch.randn(40, 3)
+    X[25, 1], X[27, 0] = float("inf"), -float("inf")
+    with pytest.raises(NonFiniteError, match=r"layer '0': 2 non-finite .* batch 2, in 2 row\(s\): 25, 27"):
+        collect(ident, X, layers=["0"], batch_size=10, progress=False)
+    big = torch.full((8, 4), 3e38)
+    acts = collect(ident, big, layers=["0"], batch_size=8, progress=False)
+    np.testing.assert_array_equal(acts["0"], big.numpy())
 
     class Squeeze(nn.Module):
         def forward(self, x):
