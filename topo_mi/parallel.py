@@ -56,6 +56,7 @@ class Executor:
 
 
 class SerialExecutor(Executor):
+    """Runs the items one after the other in this process (the default; no pickling needed)."""
     name = "serial"
 
     def map(self, fn, items, *, desc=None, progress=True):

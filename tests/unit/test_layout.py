@@ -50,3 +50,27 @@ def test_pipeline_functions_are_not_shadowed_by_submodules():
         importlib.import_module(module)  # importing the submodule must not shadow the function
         assert not isinstance(getattr(P, name), type(P)), name
     assert callable(P.compare) and callable(P.betti_profile)
+
+
+def test_every_public_function_and_class_has_a_docstring():
+    """What ``__all__`` exports is documented: a docstring assembled at run time (the trainers share
+    their parameter text) must still reach ``__doc__``."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import topo_mi
+
+    names = ["topo_mi"] + [f"topo_mi.{m.name}" for m in pkgutil.iter_modules(topo_mi.__path__)
+                           if not m.name.startswith("_")]
+    missing = []
+    for name in names:
+        mod = importlib.import_module(name)
+        for attr in getattr(mod, "__all__", []):
+            obj = getattr(mod, attr)
+            if (inspect.isfunction(obj) or inspect.isclass(obj)) and not (obj.__doc__ or "").strip():
+                missing.append(f"{name}.{attr}")
+    assert not missing
+    from topo_mi.dictionaries import train_sae
+
+    assert "auxk_normalization" in train_sae.__doc__ and "{common}" not in train_sae.__doc__

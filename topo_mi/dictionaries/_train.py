@@ -588,6 +588,12 @@ _DOC_COMMON = """
 """
 
 
+def _with_common_doc(fn):
+    """Put the parameters shared by the trainers (``_DOC_COMMON``) where the docstring says ``{common}``."""
+    fn.__doc__ = fn.__doc__.replace("    {common}\n", _DOC_COMMON.lstrip("\n"))
+    return fn
+
+
 def _coef(kind, l1_coefficient, l0_coefficient):
     return l1_coefficient if kind == "relu" else l0_coefficient if kind == "jumprelu" else None
 
@@ -598,6 +604,7 @@ def _width(d_sae, expansion, d_in):
     return d_sae
 
 
+@_with_common_doc
 def train_sae(data, *, layer: str | None = None, target: Any = None, target_layer: str | None = None,
               kind: str = "topk", d_sae: int | None = None, expansion: float | None = None, k: int | None = None,
               l1_coefficient: float | None = None, l0_coefficient: float | None = None, n_steps: int = 1000,
@@ -620,7 +627,7 @@ def train_sae(data, *, layer: str | None = None, target: Any = None, target_laye
     target, target_layer
         Transcoder targets: an array (n_samples, d_out), or a layer of ``data`` (e.g. an MLP's
         output when ``layer`` is its input). Without them the dictionary reconstructs its input.
-    """ + _DOC_COMMON + """
+    {common}
     Returns
     -------
     SparseDictionary

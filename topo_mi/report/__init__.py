@@ -145,6 +145,8 @@ def _summary_items(results: dict, run_info: dict) -> list[str]:
 
 def render(results: dict, run_info: dict, figures: dict[str, str], root: Path,
            sections: dict[str, dict] | None = None) -> str:
+    """The HTML report of a run: its results, run record, figures (files under ``root``, embedded)
+    and each analysis's section; one self-contained page, every value escaped."""
     name = results.get("name", "run")
     parts = [
         "<!DOCTYPE html>",
