@@ -1,0 +1,1 @@
+"""Text files behind the bundled ``text`` and ``sentences`` corpora (read by path, not imported)."""
