@@ -19,6 +19,7 @@ Usage:
   python benchmarks/bench_hotpaths.py                  # every row at the issue's sizes
   python benchmarks/bench_hotpaths.py --quick          # small sizes (a smoke run)
   python benchmarks/bench_hotpaths.py --rows landmarks,cka --markdown
+  python benchmarks/bench_hotpaths.py --rows minilm --minilm-corpus text --minilm-texts 600   # 10,451 tokens
 
 Ratios are printed, never asserted.
 """
@@ -102,13 +103,13 @@ def bench_bound(n, n_land):
         f"{lm.bottleneck_bound / max(actual.max(), 1e-12):.1f}x loose")
 
 
-def bench_minilm(n_texts, max_error):
+def bench_minilm(n_texts, max_error, corpus="sentences"):
     from topo_mi import datasets
     from topo_mi.activations import collect_text
     from topo_mi.activations.hf import MINILM_LAYERS, load_minilm
     from topo_mi.topology import persistence
 
-    texts = [str(t) for t in datasets.make("sentences").X][:n_texts]
+    texts = [str(t) for t in datasets.make(corpus).X][:n_texts]
     model, tok = load_minilm()
     acts = collect_text(model, tok, texts, layers=MINILM_LAYERS, batch_size=64, progress=False)
     worst, tot, exact_h0, n_tok, routes = np.inf, 0.0, True, 0, set()
@@ -124,7 +125,7 @@ def bench_minilm(n_texts, max_error):
         worst = min(worst, longest - r.error_bounds[1])
         exact_h0 &= r.error_bounds[0] == 0.0
         routes.add(r.route)
-        per.append(f"{r.error_bounds[1]:.3g}/{longest:.3g}")
+        per.append(f"{r.error_bounds[1]:.3g}/{longest:.3g} ({time.perf_counter() - t0:.0f} s, {r.route})")
         if r.cut is not None:  # the certified cut's birth bound against the enclosing radius
             cuts.append(f"{r.cut['birth_bound'] / r.cut['enclosing_radius']:.2f}")
     row(f"MiniLM, 7 layers x {n_tok:,} token vectors, max_error={max_error}",
@@ -312,6 +313,10 @@ def main(argv=None):
     ap.add_argument("--rows", default="landmarks,bound,guard,exact,cut,cka,twonn,collect,minilm")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--minilm-error", type=float, default=1.0)
+    ap.add_argument("--minilm-texts", type=int, default=None,
+                    help="texts of the MiniLM row (default 200 sentences; 600 texts of --minilm-corpus text "
+                         "are 10,451 tokens)")
+    ap.add_argument("--minilm-corpus", default="sentences", choices=["sentences", "text"])
     args = ap.parse_args(argv)
     want = set(args.rows.split(","))
     q = args.quick
@@ -335,7 +340,7 @@ def main(argv=None):
     if "collect" in want:
         bench_collect(5000 if q else 50_000, max(args.repeat, 3))
     if "minilm" in want:
-        bench_minilm(40 if q else 200, args.minilm_error)
+        bench_minilm(args.minilm_texts or (40 if q else 200), args.minilm_error, args.minilm_corpus)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     print(f"\npeak memory of this process {peak:.1f} GB; {load()}")
 

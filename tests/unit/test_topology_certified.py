@@ -218,3 +218,64 @@ def test_pilots_run_side_by_side_and_leave_nothing_behind(tmp_path, monkeypatch)
         rs.pilot_backend_bytes(D, max_dim=1, threshold=np.inf, backend="gudhi", coeff=2)
     assert len(procs) == 2 and all(p.poll() is not None for p in procs)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("case", ["circle_h1", "gaussian_h1", "gaussian_h2"])
+def test_truncated_route_bound_holds_against_the_exact_diagrams(case):
+    """The prefix up to R - 2 max_error, classes alive there given the death (t + R) / 2: within
+    max_error of the whole filtration in every dimension >= 1, H0 exact, nothing infinite."""
+    from scipy.spatial.distance import cdist
+
+    rng = np.random.default_rng(5)
+    if case == "circle_h1":
+        X, md, tau = _noisy_circle(400, seed=4, dim=16), 1, 0.15
+    elif case == "gaussian_h1":
+        X, md, tau = rng.normal(size=(300, 12)), 1, 0.4
+    else:
+        X, md, tau = rng.normal(size=(90, 6)), 2, 0.3
+    exact = persistence(X, max_dim=md)
+    res = persistence(X, max_dim=md, max_error=tau, route="truncated")
+    R = float(cdist(X, X).max(axis=1).min())
+    assert res.route == "truncated" and res.error_bounds == (0.0,) + (pytest.approx(tau),) * md
+    assert res.cut["truncated"] and res.cut["cut"] == pytest.approx(R - 2 * tau)
+    assert res.cut["alive"] > 0 or case != "circle_h1"
+    np.testing.assert_array_equal(res.diagrams[0], exact.diagrams[0])
+    for k in range(1, md + 1):
+        assert np.isfinite(res.diagrams[k]).all()
+        assert bottleneck(res, exact, dim=k) <= tau + 1e-12
+    # the bars of the prefix that died in it are the whole filtration's own
+    died = res.diagrams[1][res.diagrams[1][:, 1] < R - 2 * tau]
+    ex = {tuple(np.round(b, 9)) for b in exact.diagrams[1]}
+    assert all(tuple(np.round(b, 9)) in ex for b in died)
+
+
+def test_auto_takes_the_truncated_prefix_where_landmarks_cover_poorly():
+    from topo_mi.topology import _cut
+
+    X = np.random.default_rng(6).normal(size=(300, 48))  # high dimension: cover radius near the diameter
+    exact = persistence(X, max_dim=1)
+    res = persistence(X, max_dim=1, max_error=0.5)
+    assert res.route == "truncated" and res.error_bounds == (0.0, pytest.approx(0.5))
+    assert bottleneck(res, exact, dim=1) <= 0.5
+    assert res.n_certified(1) == int((np.diff(res.diagrams[1], axis=1) > 1.0).sum())
+    assert _cut.truncation_bound(3.0, 4.0) == 0.5 and _cut.truncation_bound(5.0, 4.0) == 0.0
+    # a bound of zero asks for the whole filtration: exact, as before
+    zero = persistence(X, max_dim=1, max_error=0.0)
+    assert zero.route == "exact" and zero.error_bounds == (0.0, 0.0)
+    for a, b in zip(zero.diagrams, exact.diagrams):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_landmarks_read_off_the_matrix_equal_the_greedy_permutation():
+    from scipy.spatial.distance import cdist
+
+    from topo_mi.topology._certified import greedy_from_matrix
+
+    X = np.random.default_rng(8).normal(size=(400, 5))
+    D = cdist(X, X)
+    idx, r = greedy_from_matrix(D, 60)
+    ref, _, r_ref, _ = greedy_permutation(X, 60, start=0)
+    np.testing.assert_array_equal(idx, ref)
+    assert r == pytest.approx(r_ref, rel=1e-6) and r == pytest.approx(D[:, idx].min(axis=1).max())
+    part, rp = greedy_from_matrix(D, 400, stop_radius=1.0)  # the first prefix within the radius
+    assert rp <= 1.0 < D[:, part[:-1]].min(axis=1).max()

@@ -18,6 +18,16 @@ Routes (Euclidean point clouds):
   which is at most ``max_u |u − x_c|`` for any point ``x_c``; the sparse values are read off its
   diagram), a matched pair moves by at most ``(1 − 1/c) V = ε V`` and an unmatched point is
   within ``(1 − 1/c²) V / 2 <= ε V`` of the diagonal: ``d_B <= ε V``.
+- ``"truncated"`` — the exact Rips filtration of all points up to ``t = R − 2 max_error``
+  (``R``: the enclosing radius, from which on every complex is a cone, so that every class of
+  dimension >= 1 dies by ``R``), through the certified cut's schedule where it applies (which may
+  finish below ``t`` with the exact diagrams: the route is then ``"exact"``). The pairs inside
+  the prefix are the filtration's own; a class still alive at ``t`` dies in ``(t, R]`` and is
+  given the death ``(t + R) / 2``; a class born after ``t`` lies within ``(R − t) / 2`` of the
+  diagonal: ``d_B <= (R − t) / 2 = max_error`` in every dimension >= 1, and H0 is exact (below).
+  In high dimension, where landmarks cover poorly and the cut finds no early stop, this prefix is
+  what makes a small bound affordable (MiniLM tokens: the complex below ``R − 2`` is a fraction of
+  the whole one). ``"auto"`` takes it whenever landmarks do not meet the target.
 - ``H0`` is exact on all points whenever their distance matrix fits: H0 of a Rips filtration
   is single linkage, whose deaths are the edge lengths of a minimum spanning tree (Gower &
   Ross, "Minimum spanning trees and single linkage cluster analysis", JRSS C 1969); bound 0.
@@ -35,7 +45,7 @@ from topo_mi.topology import _backends as bk
 from topo_mi.topology import _metrics as mt
 from topo_mi.topology import _resources as rs
 
-ROUTES = ("auto", "exact", "landmarks", "sparse")
+ROUTES = ("auto", "exact", "truncated", "landmarks", "sparse")
 
 
 def parse_target(max_error, max_relative_error, route):
@@ -63,6 +73,21 @@ def central_radius(X) -> float:
     return float(np.linalg.norm(np.asarray(X, dtype=np.float64) - np.asarray(X[c], dtype=np.float64), axis=1).max())
 
 
+def greedy_from_matrix(D: np.ndarray, n: int, *, start: int = 0, stop_radius: float = 0.0):
+    """Max–min landmarks read off a distance matrix: ``(indices, cover radius)``, stopping at ``n``
+    landmarks or once every point is within ``stop_radius`` of one (the first index of the
+    largest distance on ties). The radius is the matrix's own (float64), as the bound needs."""
+    mind = np.array(D[start], dtype=np.float64)
+    idx = [int(start)]
+    while len(idx) < n:
+        j = int(np.argmax(mind))
+        if mind[j] <= stop_radius:
+            break
+        idx.append(j)
+        np.minimum(mind, D[j], out=mind)
+    return np.asarray(idx, dtype=np.int64), float(mind.max())
+
+
 def certified_persistence(X, *, max_dim, coeff, target, kind, route, limit):
     """Diagrams, per-dimension bounds, the route and the landmarks (or None)."""
     N = X.shape[0]
@@ -82,17 +107,20 @@ def certified_persistence(X, *, max_dim, coeff, target, kind, route, limit):
     idx = None
     cover = 0.0
     if route in ("auto", "landmarks"):
-        from topo_mi.topology._landmarks import greedy_permutation
-
         cap = N if route == "landmarks" else max(2, N // 2)
-        idx, _, cover, _ = greedy_permutation(X, cap, start=0, stop_radius=0.5 * tau)
+        if D is not None:  # the matrix is there: one row per landmark, no distances recomputed
+            idx, cover = greedy_from_matrix(D, cap, stop_radius=0.5 * tau)
+        else:
+            from topo_mi.topology._landmarks import greedy_permutation
+
+            idx, _, cover, _ = greedy_permutation(X, cap, start=0, stop_radius=0.5 * tau)
         if route == "auto":
             met = 2.0 * cover <= tau * (1 + 1e-9)
             chosen = "landmarks" if met and len(idx) < N else None
 
     from topo_mi.topology import _cut
 
-    def exact():  # the memory guard at each complex that runs, H0-H1 through the certified cut
+    def exact(truncate: bool):  # the memory guard at each complex that runs, H0-H1 through the certified cut
         def check(t):
             rs.check_complex_fits(D, n=N, max_dim=max_dim, threshold=t, backend="gudhi", limit=limit,
                                   coeff=coeff)
@@ -100,33 +128,52 @@ def certified_persistence(X, *, max_dim, coeff, target, kind, route, limit):
         def run(t):
             return bk.run_backend("gudhi", D, n=N, max_dim=max_dim, threshold=t, coeff=coeff)
 
+        cap = np.inf
+        if truncate and tau > 0:
+            cap = float(np.min(np.max(D, axis=1))) - 2.0 * tau
         raw, info["cut"] = _cut.exact_persistence(D, max_dim=max_dim, threshold=np.inf, backend="gudhi",
-                                                  check=check, run=run)
+                                                  check=check, run=run, cap=max(cap, 0.0))
         return raw
 
     raw = None
-    if chosen is None and D is not None:
+    if chosen in (None, "truncated") and D is not None:
         try:
-            raw = exact()
+            raw = exact(truncate=True)
             chosen = "exact"
         except ResourceError:
+            if route == "truncated":
+                raise
             chosen = "sparse"
     elif chosen is None:
         chosen = "sparse"
+    elif chosen == "truncated":
+        rs.check_dense_fits(N, backend="gudhi", limit=limit)
 
     if chosen == "exact":
         if D is None:
             rs.check_dense_fits(N, backend="gudhi", limit=limit)
         if raw is None:
-            raw = exact()
+            raw = exact(truncate=False)
+        rec = info.get("cut")
+        if rec is not None and rec.get("truncated"):
+            b = _cut.truncation_bound(rec["cut"], rec["enclosing_radius"])
+            mid = 0.5 * (rec["cut"] + rec["enclosing_radius"])
+            raw = [np.asarray(d, dtype=np.float64).reshape(-1, 2).copy() for d in raw]
+            for d in raw[1:]:
+                d[np.isinf(d[:, 1]), 1] = mid
+            dgms = bk.canonical_diagrams(raw, max_dim)
+            dgms[0] = h0  # exact on all points (the prefix may stop before the longest tree edge)
+            return dgms, [0.0] + [b] * max_dim, "truncated", None, 0.0, info
         dgms = bk.canonical_diagrams(raw, max_dim)
         return dgms, [0.0] * (max_dim + 1), "exact", None, 0.0, info
     if chosen == "landmarks":
         if len(idx) >= N:  # every point is a landmark: the exact diagrams
             idx = None
+        if D is not None:  # the landmarks' rows and columns of the matrix already computed
+            DL = D if idx is None else np.ascontiguousarray(D[np.ix_(idx, idx)])
+        else:
+            DL = mt.distance_matrix_of(X if idx is None else X[idx], "euclidean")
         del D
-        Y = X if idx is None else X[idx]
-        DL = mt.distance_matrix_of(Y, "euclidean")
         rs.check_complex_fits(DL, n=len(DL), max_dim=max_dim, threshold=np.inf, backend="gudhi", limit=limit,
                               coeff=coeff)
         dgms = bk.canonical_diagrams(bk.run_backend("gudhi", DL, n=len(DL), max_dim=max_dim, threshold=np.inf,

@@ -146,20 +146,28 @@ def pair_sample(D: np.ndarray, seed: int = 0) -> np.ndarray:
     return np.sort(D[i[keep][:k], j[keep][:k]])
 
 
-def cut_persistence(D: np.ndarray, *, check, run):
+def cut_persistence(D: np.ndarray, *, check, run, cap: float = float("inf")):
     """H0 and H1 of the whole Rips filtration of ``D`` through the smallest certified prefix.
 
     ``check(threshold)`` is the memory guard (raises before a run that would not fit);
     ``run(threshold)`` returns the backend's raw diagrams. Returns the raw diagrams and a dict:
     ``birth_bound`` (L), ``cut`` (the threshold of the last run; inf: the whole filtration),
-    ``thresholds`` (every run's).
+    ``thresholds`` (every run's), ``enclosing_radius``, ``truncated`` and ``alive``.
+
+    ``cap`` (below the enclosing radius): no run goes beyond it. When the schedule reaches it
+    without a certificate of exactness (H1 classes still alive there, or ``cap < L``), the last
+    run is the prefix up to ``cap``: ``truncated`` is True, and the caller bounds what lies beyond
+    (see :func:`truncation_bound`).
     """
     cone = float(np.min(np.max(D, axis=1)))
     L = h1_birth_bound(D)
     sample = None
     t = L   # inf (or >= cone): nothing to gain, the whole filtration in one run
     thresholds = []
+    capped = False
     while True:
+        if t >= cap and cap < cone:
+            t, capped = float(cap), True
         if t >= cone:
             t = float("inf")
         try:
@@ -176,12 +184,27 @@ def cut_persistence(D: np.ndarray, *, check, run):
         if np.isinf(t):
             break
         h1 = np.asarray(raw[1]).reshape(-1, 2) if len(raw) > 1 else np.empty((0, 2))
-        if not np.isinf(h1[:, 1]).any():
+        if not np.isinf(h1[:, 1]).any() or capped:
             break
         if sample is None:
             sample = pair_sample(D)
         t = next_threshold(t, sample)
-    return raw, {"birth_bound": L, "cut": t, "thresholds": thresholds, "enclosing_radius": cone}
+    alive = 0 if np.isinf(t) else int(np.isinf(h1[:, 1]).sum())
+    truncated = bool(np.isfinite(t) and (alive > 0 or t < L))
+    return raw, {"birth_bound": L, "cut": t, "thresholds": thresholds, "enclosing_radius": cone,
+                 "truncated": truncated, "alive": alive}
+
+
+def truncation_bound(cut: float, enclosing_radius: float) -> float:
+    """The bottleneck bound, in every dimension >= 1, of the Rips diagrams of the prefix up to
+    ``cut`` (classes alive there given the death ``(cut + R) / 2``) against the whole filtration.
+
+    From the enclosing radius ``R`` on the complex is a cone (one vertex is within ``R`` of all),
+    so every class of dimension >= 1 dies by ``R``. A class alive at ``cut`` dies in ``(cut, R]``:
+    the midpoint is within ``(R - cut) / 2`` of its death. A class born after ``cut`` lies within
+    ``(R - cut) / 2`` of the diagonal. The pairs inside the prefix are the filtration's own.
+    """
+    return max(0.0, (float(enclosing_radius) - float(cut)) / 2.0)
 
 
 def applies(D, *, max_dim: int, threshold: float, backend: str) -> bool:
@@ -191,15 +214,25 @@ def applies(D, *, max_dim: int, threshold: float, backend: str) -> bool:
             and D.shape[0] >= CUT_MIN_POINTS)
 
 
-def exact_persistence(D, *, max_dim: int, threshold: float, backend: str, check, run):
+def exact_persistence(D, *, max_dim: int, threshold: float, backend: str, check, run,
+                      cap: float = float("inf")):
     """The raw diagrams of the Rips filtration of ``D`` up to ``threshold``, and the cut's record
     (None when the whole complex ran): through :func:`cut_persistence` where :func:`applies`,
-    else ``check(threshold)`` then ``run(threshold)``."""
+    else ``check(threshold)`` then ``run(threshold)``. With a finite ``cap`` below the enclosing
+    radius no run goes beyond it (the record then says whether the result is ``truncated``)."""
     if applies(D, max_dim=max_dim, threshold=threshold, backend=backend):
-        return cut_persistence(D, check=check, run=run)
+        return cut_persistence(D, check=check, run=run, cap=cap)
+    if np.isfinite(cap) and np.isinf(threshold) and isinstance(D, np.ndarray):
+        cone = float(np.min(np.max(D, axis=1)))
+        if cap < cone:
+            check(cap)
+            raw = run(cap)
+            alive = sum(int(np.isinf(np.asarray(d).reshape(-1, 2)[:, 1]).sum()) for d in raw[1:])
+            return raw, {"birth_bound": float("inf"), "cut": float(cap), "thresholds": [float(cap)],
+                         "enclosing_radius": cone, "truncated": True, "alive": alive}
     check(threshold)
     return run(threshold), None
 
 
 __all__ = ["witness_free_edges", "h1_birth_bound", "cut_persistence", "exact_persistence", "applies",
-           "CUT_MIN_POINTS"]
+           "truncation_bound", "CUT_MIN_POINTS"]

@@ -114,10 +114,12 @@ def persistence(X, *, max_dim: int = 1, metric: str = "euclidean", backend: str 
         The same target as a fraction of the cloud's scale ``R = max_u |u − x_c|`` (``x_c``
         the point nearest the mean; ``diameter / 2 <= R <= diameter``), so the bound is at most
         this fraction of the diameter.
-    route : {"auto", "exact", "landmarks", "sparse"}
+    route : {"auto", "exact", "truncated", "landmarks", "sparse"}
         With a target: ``auto`` takes max–min landmarks when half the points or fewer meet it,
-        else all points when their complex fits, else gudhi's sparse Rips (see
-        :mod:`topo_mi.topology._certified` for the guarantees and their papers).
+        else all points when their complex fits — exactly, or up to ``R − 2 max_error`` below
+        the enclosing radius ``R`` with the bound ``max_error`` (route ``"truncated"``) — else
+        gudhi's sparse Rips (see :mod:`topo_mi.topology._certified` for the guarantees and their
+        papers).
     memory_limit : int, optional
         Bytes the computation may use (default: 75 % of the memory available now). The size of
         the complex is estimated first; what would not fit is refused with a
