@@ -50,12 +50,13 @@ def _unwitnessed(D: np.ndarray, m: int, max_candidates: float) -> tuple[np.ndarr
     few neighbours lie towards a far point, the witness-free graph is dense, and the cut would not
     pay: the caller then runs the whole filtration)."""
     n = D.shape[0]
-    nbr = np.argpartition(D, m, axis=1)[:, :m + 1]          # the m nearest and (usually) the point itself
     us, vs, total = [], [], 0
     block = max(1, _BLOCK_ELEMENTS // (n * (m + 1)))
     for s in range(0, n, block):
         rows = np.arange(s, min(n, s + block))
-        cand = nbr[rows]                                     # (b, m + 1)
+        # the m nearest and (usually) the point itself, found block by block: a pass that gives up
+        # early has not partitioned the rows it never reached
+        cand = np.argpartition(D[rows], m, axis=1)[:, :m + 1]   # (b, m + 1)
         du = np.take_along_axis(D[rows], cand, axis=1)       # d(u, w)
         du = np.where(cand == rows[:, None], np.inf, du)     # w = u is no witness
         best = np.maximum(D[cand], du[:, :, None]).min(axis=1)   # (b, n): min_w max(d(u,w), d(w,v))
