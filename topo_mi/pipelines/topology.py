@@ -104,11 +104,15 @@ class BettiProfile(Result):
                          float(r.bottleneck_bound)])
         bands = f" Shaded bands: {int(round(100 * self.ci))} % intervals over {self.n_boot} resamples." if self.n_boot else ""
         err = max(float(r.bottleneck_bound) for r in self.results)
+        routes = sorted({r.route for r in self.results if getattr(r, "route", None)})
         caption = (f"Betti numbers β_k (counts of components and loops) of {who} at each layer, read at the scale "
                    f"ε in the table ({params.get('metric')} distance; rule: {params.get('scale_rule')}); the dashed "
                    f"line is the complexity Σβ. Falling β0 means the layer merges clusters." + bands
-                   + (f" Landmark diagrams are within a bottleneck distance of {err:.3g} of the full ones "
-                      "(certified)." if err > 0 else " All points were used: no approximation error."))
+                   + (" All points were used: no approximation error." if err <= 0 else
+                      f" Landmark diagrams are within a bottleneck distance of {err:.3g} of the full ones "
+                      "(certified)." if routes in ([], ["landmarks"]) else
+                      f" The diagrams (certified routes: {', '.join(routes)}) are within a bottleneck distance "
+                      f"of {err:.3g} of the exact ones of all points."))
         return {"headline": headline, "table": {"index": list(self.layers), "columns": cols, "rows": rows},
                 "caption": caption}
 
@@ -230,7 +234,8 @@ def betti_profile(acts, *, layers=None, max_dim: int = 1, metric: str = "euclide
                   scale: float | None = None, scale_rule: str = "auto", scale_quantile: float = 0.2,
                   n_boot: int = 0, ci: float = 0.95, boot_fraction: float = 0.8,
                   class_label=None, labels=None, seed: int | None = 0, executor=None,
-                  memory_limit: int | None = None, progress: bool | None = None) -> BettiProfile:
+                  memory_limit: int | None = None, progress: bool | None = None, max_error: float | None = None,
+                  max_relative_error: float | None = None) -> BettiProfile:
     """Vietoris–Rips persistence of each layer, compared on one shared scale grid.
 
     Follows Naitzat, Zhitnikov & Lim ("Topology of deep neural networks", JMLR 2020): the Betti
@@ -244,6 +249,10 @@ def betti_profile(acts, *, layers=None, max_dim: int = 1, metric: str = "euclide
         Default: every layer, in order.
     max_dim, metric, k, n_landmarks, landmarks, backend, coeff, threshold, memory_limit
         As in :func:`topo_mi.topology.persistence`, applied to every layer.
+    max_error, max_relative_error : float, optional
+        Certified diagrams of every layer within this bottleneck distance of the exact ones of
+        all its points (:func:`topo_mi.topology.persistence`'s routes; not with ``n_landmarks``
+        or ``threshold``); each layer's route and bounds are in ``results[i]``.
     grid : array of shape (n_grid,), optional
         Shared scales. Default: ``n_grid`` points from 0 to 1.05 × the largest finite birth or
         death over all layers (the threshold if finite); for ``knn_geodesic`` the integers
@@ -326,6 +335,8 @@ def betti_profile(acts, *, layers=None, max_dim: int = 1, metric: str = "euclide
 
     kwargs = dict(max_dim=max_dim, metric=metric, backend=backend, coeff=coeff, threshold=threshold,
                   n_landmarks=n_landmarks, landmarks=landmarks, k=k, memory_limit=memory_limit)
+    if max_error is not None or max_relative_error is not None:  # persistence() checks what they exclude
+        kwargs.update(max_error=max_error, max_relative_error=max_relative_error)
     if seed is None:
         main_seed = boot_root = None
     else:  # independent streams for the main run and the resamples, both fixed by ``seed``
