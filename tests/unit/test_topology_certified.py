@@ -279,3 +279,23 @@ def test_landmarks_read_off_the_matrix_equal_the_greedy_permutation():
     assert r == pytest.approx(r_ref, rel=1e-6) and r == pytest.approx(D[:, idx].min(axis=1).max())
     part, rp = greedy_from_matrix(D, 400, stop_radius=1.0)  # the first prefix within the radius
     assert rp <= 1.0 < D[:, part[:-1]].min(axis=1).max()
+
+
+@pytest.mark.parametrize("route,target", [("exact", 0.0), ("truncated", 0.3)])
+def test_duplicate_points_are_merged_above_h0_with_the_bound_kept(route, target):
+    """A cloud in which half the points appear twice or three times (token embeddings repeat): the
+    complex above H0 is built on the distinct points, H0 on all of them, and the diagrams stay
+    within the reported bound (the matrix's rounding between twins included) of the full ones."""
+    base = _noisy_circle(160, seed=7, dim=40)
+    X = np.vstack([base, base[:80], base[:40]])[np.random.default_rng(1).permutation(280)]
+    full = persistence(X, max_dim=1)
+    res = persistence(X, max_dim=1, max_error=target if target else 1e-12, route=route)
+    assert res.route == route
+    np.testing.assert_array_equal(res.diagrams[0], full.diagrams[0])  # the twins' zero bars included
+    assert res.error_bounds[0] == 0.0 and res.error_bounds[1] < target + 1e-6
+    assert bottleneck(res, full, dim=1) <= res.error_bounds[1] + 1e-12
+    assert res.n_certified(1) >= 1  # the circle
+    from topo_mi.topology._certified import _unique_rows
+
+    keep, rep = _unique_rows(X)
+    assert keep.size == 160 and np.array_equal(X[rep], X)

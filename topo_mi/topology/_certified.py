@@ -28,6 +28,9 @@ Routes (Euclidean point clouds):
   In high dimension, where landmarks cover poorly and the cut finds no early stop, this prefix is
   what makes a small bound affordable (MiniLM tokens: the complex below ``R − 2`` is a fraction of
   the whole one). ``"auto"`` takes it whenever landmarks do not meet the target.
+- Exact duplicate points are merged for dimensions >= 1 on the ``"exact"`` and ``"truncated"``
+  routes (a twin is dominated by its copy at every scale: the same diagrams); the rounding by
+  which the matrix's rows of twins may differ is added to the bound.
 - ``H0`` is exact on all points whenever their distance matrix fits: H0 of a Rips filtration
   is single linkage, whose deaths are the edge lengths of a minimum spanning tree (Gower &
   Ross, "Minimum spanning trees and single linkage cluster analysis", JRSS C 1969); bound 0.
@@ -71,6 +74,26 @@ def central_radius(X) -> float:
     d0 = np.linalg.norm(np.asarray(X, dtype=np.float64) - mu, axis=1)
     c = int(np.argmin(d0))
     return float(np.linalg.norm(np.asarray(X, dtype=np.float64) - np.asarray(X[c], dtype=np.float64), axis=1).max())
+
+
+def _unique_rows(X) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted indices of the first occurrence of each distinct row of ``X`` (bytewise), and for
+    every row the index of that first occurrence."""
+    A = np.ascontiguousarray(X)
+    view = A.view(np.dtype((np.void, A.dtype.itemsize * A.shape[1]))).ravel()
+    _, first, inverse = np.unique(view, return_index=True, return_inverse=True)
+    return np.sort(first), first[inverse.ravel()]
+
+
+def _twin_spread(D: np.ndarray, rep: np.ndarray) -> float:
+    """``max`` over rows ``i`` with a twin ``rep[i] != i`` of ``max(D[i, rep[i]], |D[i] − D[rep[i]]|_∞)``."""
+    dup = np.flatnonzero(rep != np.arange(rep.size))
+    out = 0.0
+    step = max(1, 4_000_000 // max(D.shape[0], 1))
+    for s in range(0, dup.size, step):
+        i = dup[s:s + step]
+        out = max(out, float(np.abs(D[i] - D[rep[i]]).max()), float(D[i, rep[i]].max()))
+    return out
 
 
 def greedy_from_matrix(D: np.ndarray, n: int, *, start: int = 0, stop_radius: float = 0.0):
@@ -122,18 +145,32 @@ def certified_persistence(X, *, max_dim, coeff, target, kind, route, limit):
 
     def exact(truncate: bool):  # the memory guard at each complex that runs, H0-H1 through the certified cut
         def check(t):
-            rs.check_complex_fits(D, n=N, max_dim=max_dim, threshold=t, backend="gudhi", limit=limit,
+            rs.check_complex_fits(DU, n=len(DU), max_dim=max_dim, threshold=t, backend="gudhi", limit=limit,
                                   coeff=coeff)
 
         def run(t):
-            return bk.run_backend("gudhi", D, n=N, max_dim=max_dim, threshold=t, coeff=coeff)
+            return bk.run_backend("gudhi", DU, n=len(DU), max_dim=max_dim, threshold=t, coeff=coeff)
 
         cap = np.inf
         if truncate and tau > 0:
             cap = float(np.min(np.max(D, axis=1))) - 2.0 * tau
-        raw, info["cut"] = _cut.exact_persistence(D, max_dim=max_dim, threshold=np.inf, backend="gudhi",
+        raw, info["cut"] = _cut.exact_persistence(DU, max_dim=max_dim, threshold=np.inf, backend="gudhi",
                                                   check=check, run=run, cap=max(cap, 0.0))
         return raw
+
+    # Exact duplicates are merged for dimensions >= 1: at every scale a duplicate vertex has its
+    # twin's neighbours and the twin itself, so it is dominated and removing it changes no complex's
+    # homotopy type, compatibly with the inclusions: the same diagrams (H0 comes from all points).
+    # The matrix's rows of twins can differ by rounding (~1e-7 of the scale): ``delta``, the largest
+    # such difference, is added to the bound (stability: it is how far the matrix is from one whose
+    # twins are exact copies).
+    DU, delta = D, 0.0
+    if D is not None and max_dim >= 1:
+        keep, rep = _unique_rows(X)
+        if keep.size < N:
+            DU = np.ascontiguousarray(D[np.ix_(keep, keep)])
+            delta = 2.0 * _twin_spread(D, rep)  # a pair of twins of two points moves by up to twice that
+            info["n_unique"], info["duplicate_spread"] = int(keep.size), float(delta)
 
     raw = None
     if chosen in (None, "truncated") and D is not None:
@@ -163,9 +200,11 @@ def certified_persistence(X, *, max_dim, coeff, target, kind, route, limit):
                 d[np.isinf(d[:, 1]), 1] = mid
             dgms = bk.canonical_diagrams(raw, max_dim)
             dgms[0] = h0  # exact on all points (the prefix may stop before the longest tree edge)
-            return dgms, [0.0] + [b] * max_dim, "truncated", None, 0.0, info
+            return dgms, [0.0] + [b + delta] * max_dim, "truncated", None, 0.0, info
         dgms = bk.canonical_diagrams(raw, max_dim)
-        return dgms, [0.0] * (max_dim + 1), "exact", None, 0.0, info
+        if DU is not D:
+            dgms[0] = h0  # all points, twins included
+        return dgms, [0.0] + [delta] * max_dim, "exact", None, 0.0, info
     if chosen == "landmarks":
         if len(idx) >= N:  # every point is a landmark: the exact diagrams
             idx = None

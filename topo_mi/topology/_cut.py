@@ -166,6 +166,10 @@ def cut_persistence(D: np.ndarray, *, check, run, cap: float = float("inf")):
     t = L   # inf (or >= cone): nothing to gain, the whole filtration in one run
     thresholds = []
     capped = False
+    if L < cap < cone:  # a prefix at L holding half the edges of the cap's or more: straight to the cap
+        sample = pair_sample(D)
+        if np.searchsorted(sample, L, side="right") >= 0.5 * np.searchsorted(sample, cap, side="right"):
+            t = cap
     while True:
         if t >= cap and cap < cone:
             t, capped = float(cap), True
