@@ -526,18 +526,24 @@ def test_profile_plots_reach_diagrams_and_barcodes_and_the_table(layers):
     assert row[sec["table"]["columns"].index("betti")] == ", ".join(str(v) for v in prof.betti_numbers[0])
 
 
-def test_betti_profile_with_a_certified_target():
+def test_betti_profile_with_a_certified_target(monkeypatch):
     """``max_error`` reaches every layer's persistence: each layer is certified within it against
     its exact diagrams, H0 exact, and the report says which route certified them."""
+    from topo_mi.topology import _certified
+
     rng = np.random.default_rng(3)
     acts = {"wide": rng.normal(size=(180, 30)), "narrow": rng.normal(size=(180, 4))}
+    cheap = betti_profile(acts, max_error=0.4)  # small clouds: the whole filtration, bound 0
+    assert all(r.error_bounds[1] == 0.0 for r in cheap.results)
+    assert "no approximation error" in cheap.report_section()["caption"]
+    monkeypatch.setattr(_certified, "EXACT_IF_UNDER_S", 0.0)  # as if they were large
     prof = betti_profile(acts, max_error=0.4)
     for name, r in zip(prof.layers, prof.results):
         exact = persistence(acts[name], max_dim=1)
-        assert r.error_bounds[0] == 0.0 and r.error_bounds[1] <= 0.4 + 1e-12
+        assert r.error_bounds[0] == 0.0 and 0.0 < r.error_bounds[1] <= 0.4 + 1e-12
         assert T.bottleneck(r, exact, dim=1) <= r.error_bounds[1] + 1e-12
         np.testing.assert_array_equal(r.diagrams[0], exact.diagrams[0])
     routes = sorted({r.route for r in prof.results})
-    assert f"certified routes: {', '.join(routes)}" in prof.report_section()["caption"] or routes == ["landmarks"]
+    assert f"certified routes: {', '.join(routes)}" in prof.report_section()["caption"]
     with pytest.raises(InvalidParameterError, match="n_landmarks: expected None with max_error"):
         betti_profile(acts, max_error=0.4, n_landmarks=50)

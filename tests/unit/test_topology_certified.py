@@ -249,11 +249,14 @@ def test_truncated_route_bound_holds_against_the_exact_diagrams(case):
     assert all(tuple(np.round(b, 9)) in ex for b in died)
 
 
-def test_auto_takes_the_truncated_prefix_where_landmarks_cover_poorly():
-    from topo_mi.topology import _cut
+def test_auto_takes_the_truncated_prefix_where_landmarks_cover_poorly(monkeypatch):
+    from topo_mi.topology import _certified, _cut
 
     X = np.random.default_rng(6).normal(size=(300, 48))  # high dimension: cover radius near the diameter
     exact = persistence(X, max_dim=1)
+    cheap = persistence(X, max_dim=1, max_error=0.5)  # the whole filtration costs well under a second here
+    assert cheap.route == "exact" and cheap.error_bounds == (0.0, 0.0)
+    monkeypatch.setattr(_certified, "EXACT_IF_UNDER_S", 0.0)  # as if it did not
     res = persistence(X, max_dim=1, max_error=0.5)
     assert res.route == "truncated" and res.error_bounds == (0.0, pytest.approx(0.5))
     assert bottleneck(res, exact, dim=1) <= 0.5

@@ -27,7 +27,8 @@ Routes (Euclidean point clouds):
   diagonal: ``d_B <= (R − t) / 2 = max_error`` in every dimension >= 1, and H0 is exact (below).
   In high dimension, where landmarks cover poorly and the cut finds no early stop, this prefix is
   what makes a small bound affordable (MiniLM tokens: the complex below ``R − 2`` is a fraction of
-  the whole one). ``"auto"`` takes it whenever landmarks do not meet the target.
+  the whole one). ``"auto"`` takes it whenever landmarks do not meet the target, unless the whole
+  filtration is estimated to take under :data:`EXACT_IF_UNDER_S` seconds (then bound 0).
 - Exact duplicate points are merged for dimensions >= 1 on the ``"exact"`` and ``"truncated"``
   routes (a twin is dominated by its copy at every scale: the same diagrams); the rounding by
   which the matrix's rows of twins may differ is added to the bound.
@@ -49,6 +50,9 @@ from topo_mi.topology import _metrics as mt
 from topo_mi.topology import _resources as rs
 
 ROUTES = ("auto", "exact", "truncated", "landmarks", "sparse")
+# ``auto`` computes the whole filtration instead of a truncated prefix when the slow end of its
+# time estimate is below this many seconds.
+EXACT_IF_UNDER_S = 5.0
 
 
 def parse_target(max_error, max_relative_error, route):
@@ -174,8 +178,10 @@ def certified_persistence(X, *, max_dim, coeff, target, kind, route, limit):
 
     raw = None
     if chosen in (None, "truncated") and D is not None:
+        # auto: the whole filtration when even its slow estimate is a few seconds (bound 0 for free)
+        cheap = chosen is None and rs.estimate_seconds(DU, max_dim, np.inf)[1] <= EXACT_IF_UNDER_S
         try:
-            raw = exact(truncate=True)
+            raw = exact(truncate=not cheap)
             chosen = "exact"
         except ResourceError:
             if route == "truncated":
