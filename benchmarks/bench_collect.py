@@ -88,11 +88,7 @@ def mlp_case(n, repeat):
         to_disk,
         lambda: hand_collect(model, batches, names, n),
         lambda: hand_collect(model, batches, names, n, folder=os.path.dirname(fresh_store()))], repeat)
-    HAND[f"MLP 4x512, n={n}, 4 layers"] = (t_hand, t_hand_disk)
-    return f"MLP 4x512, n={n}, 4 layers", t_bare, t_mem, t_disk
-
-
-HAND: dict[str, tuple[float, float]] = {}  # the hand-written collection's times per case (RAM, disk)
+    return f"MLP 4x512, n={n}, 4 layers", t_bare, t_mem, t_disk, (t_hand, t_hand_disk)
 
 
 def hand_collect(model, batches, names, n, folder=None):
@@ -175,6 +171,42 @@ def minilm_tokens_case(n, repeat):
     return f"MiniLM per token, {n} texts = {n_tok:,} tokens x 7", t_bare, t_mem, t_disk
 
 
+def pages_case(repeat, mb=100):
+    """What a collection's result costs per ``mb`` MB before any row is computed: populating and
+    filling it in 2 MiB pages (``_empty_prefaulted``) against ``MAP_POPULATE`` (4 KiB pages), and
+    the per-batch finiteness check of a (1024 x 512) batch: torch's sum against numpy's."""
+    import mmap
+
+    from topo_mi.activations._collect import _empty_prefaulted
+
+    n = mb * (1 << 20) // 4 // 512
+    src = np.random.default_rng(0).random((n, 512), dtype=np.float32)
+
+    def huge():
+        a = _empty_prefaulted((n, 512))
+        a[:] = src
+
+    def small():
+        buf = mmap.mmap(-1, n * 512 * 4, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | mmap.MAP_POPULATE)
+        np.frombuffer(buf, dtype=np.float32).reshape(n, 512)[:] = src
+
+    t_huge, t_small = interleaved([huge, small], repeat)
+    t = torch.relu(torch.randn(1024, 512))
+    a = t.numpy()
+    reps = 2000
+
+    def torch_sum():
+        for _ in range(reps):
+            float(t.sum())
+
+    def numpy_sum():
+        for _ in range(reps):
+            float(a.sum())
+
+    t_t, t_n = interleaved([torch_sum, numpy_sum], repeat)
+    return mb, t_huge, t_small, t_t / reps, t_n / reps
+
+
 def iter_batches_case(n, d, repeat, batch_size=1024):
     """Rows/s of shuffled and in-order iter_batches over a memory-mapped store, against reading
     the memmap in order in batch-sized slices (the cheapest possible read)."""
@@ -207,8 +239,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, one repeat")
     ap.add_argument("--repeat", type=int, default=None, help="timed rounds (default 5, 1 with --quick)")
-    ap.add_argument("--cases", default="mlp,minilm,tokens,iter",
-                    help="comma-separated subset of mlp, minilm, tokens, iter")
+    ap.add_argument("--cases", default="mlp,minilm,tokens,iter,pages",
+                    help="comma-separated subset of mlp, minilm, tokens, iter, pages")
     ap.add_argument("--cpu-time", action="store_true",
                     help="one thread, and this process's CPU seconds instead of wall seconds (steadier on a "
                          "machine shared with other jobs; excludes time blocked on disk)")
@@ -226,10 +258,10 @@ def main():
           flush=True)
 
     def show(row):
-        name, tb, tmem, tdisk = row
+        name, tb, tmem, tdisk = row[:4]
         print(f"{name:<48} {tb:>10.3f} {tmem:>10.3f} {tmem / tb:>6.2f} {tdisk:>10.3f} {tdisk / tb:>6.2f}", flush=True)
-        if name in HAND:
-            th, thd = HAND[name]
+        if len(row) > 4:  # the hand-written collection's times (RAM, raw files)
+            th, thd = row[4]
             print(f"{'  hand-written hooks (np.empty / raw files)':<48} {tb:>10.3f} {th:>10.3f} {th / tb:>6.2f}"
                   f" {thd:>10.3f} {thd / tb:>6.2f}   collect / hand-written {tmem / th:.2f}x (disk {tdisk / thd:.2f}x)",
                   flush=True)
@@ -247,6 +279,12 @@ def main():
             show(minilm_tokens_case(64 if args.quick else 256, repeat))
     except ImportError as exc:
         print(f"(MiniLM skipped: {exc})")
+    if "pages" in cases:
+        mb, t_huge, t_small, t_t, t_n = pages_case(repeat)
+        print(f"\nresult pages, {mb} MB populated and filled: 2 MiB pages (MADV_HUGEPAGE + MADV_POPULATE_WRITE) "
+              f"{t_huge:.4f} s, MAP_POPULATE (4 KiB) {t_small:.4f} s ({t_small / t_huge:.2f}x); finiteness check of "
+              f"a 1024 x 512 batch: torch sum {1e6 * t_t:.0f} us, numpy sum {1e6 * t_n:.0f} us ({t_n / t_t:.1f}x)",
+              flush=True)
     if "iter" not in cases:
         return
     n, d, t_ref, t_shuf, t_seq = iter_batches_case(20_000 if args.quick else 200_000, 384, repeat)

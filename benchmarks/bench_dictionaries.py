@@ -16,7 +16,8 @@ It also exports one SAE of each kind with ``export_saelens`` and loads it with S
 difference between the two reconstructions.
 
 Same data (a seeded Gaussian with a decaying spectrum, 65,536 rows), same thread count, one
-warm-up step each. Run: ``python benchmarks/bench_dictionaries.py [--steps 60] [--threads 1]``.
+warm-up step each. Run: ``python benchmarks/bench_dictionaries.py [--steps 60] [--threads 1] [--gradient]``
+(``--gradient``: TopK's encoder weight gradient formed three ways, in milliseconds).
 """
 from __future__ import annotations
 
@@ -223,14 +224,56 @@ def check_saelens_load(threads):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def bench_weight_gradient(repeat=20):
+    """TopK's encoder weight gradient at the benchmark's shape (batch x d_in, k of d_sae selected),
+    three ways: the (row, latent) entries summed by one embedding_bag (topo_mi), the rows gathered
+    into a (batch * k, d_in) temporary and index_add_-ed (sparsify's fused encoder), and a dense
+    matmul with the scattered gradient. Milliseconds each, and the largest difference."""
+    import torch
+
+    from topo_mi.dictionaries._losses import _sparse_outer
+
+    g0 = torch.Generator().manual_seed(0)
+    x = torch.randn(BATCH, D_IN, generator=g0)
+    W = torch.randn(D_IN, D_SAE, generator=g0)
+    idx = (x @ W).topk(K, dim=1, sorted=False).indices
+    g = torch.randn(BATCH, K, generator=g0)
+
+    def gathered():
+        out = torch.zeros(D_SAE, D_IN)
+        out.index_add_(0, idx.reshape(-1), (g.unsqueeze(2) * x.unsqueeze(1)).reshape(-1, D_IN))
+        return out.t()
+
+    def dense():
+        G = torch.zeros(BATCH, D_SAE)
+        G.scatter_(1, idx, g)
+        return x.t() @ G
+
+    out = {}
+    ref = gathered()
+    for name, fn in (("embedding_bag", lambda: _sparse_outer(x, idx, g, W)), ("gather + index_add_", gathered),
+                     ("dense matmul", dense)):
+        fn()
+        t = time.perf_counter()
+        for _ in range(repeat):
+            r = fn()
+        out[name] = (1e3 * (time.perf_counter() - t) / repeat, float((r - ref).abs().max()))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--gradient", action="store_true", help="also time TopK's encoder weight gradient three ways")
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.gradient:
+        parts = bench_weight_gradient()
+        print("TopK encoder weight gradient (ms, max |difference|): "
+              + "; ".join(f"{k} {ms:.1f} ms ({d:.1e})" for k, (ms, d) in parts.items()), flush=True)
     X = make_data()
     load = os.getloadavg()[0]
     print(f"d_in {D_IN}, d_sae {D_SAE}, k {K}, batch {BATCH}, {args.steps} steps, {args.threads} thread(s), "

@@ -136,7 +136,9 @@ def bench_minilm(n_texts, max_error, corpus="sentences", jobs=1):
         worst = min(worst, longest - r.error_bounds[1])
         exact_h0 &= r.error_bounds[0] == 0.0
         routes.add(r.route)
-        per.append(f"{r.error_bounds[1]:.3g}/{longest:.3g} ({el:.0f} s, {r.route})")
+        n_distinct = len(np.unique(X, axis=0))  # repeated tokens: the exact routes merge them above H0
+        per.append(f"{r.error_bounds[1]:.3g}/{longest:.3g} ({el:.0f} s, {r.route}"
+                   + (f", {n_distinct:,} distinct" if n_distinct < n_tok else "") + ")")
         if r.cut is not None:  # the certified cut's birth bound against the enclosing radius
             cuts.append(f"{r.cut['birth_bound'] / r.cut['enclosing_radius']:.2f}")
     row(f"MiniLM, 7 layers x {n_tok:,} token vectors, max_error={max_error}",
@@ -308,10 +310,9 @@ def bench_twonn(sizes, big, sub):
 
 
 def bench_collect(n, repeat):
-    from bench_collect import HAND, mlp_case
+    from bench_collect import mlp_case
 
-    what, t_bare, t_mem, t_disk = mlp_case(n, repeat)
-    t_hand, t_hand_disk = HAND[what]
+    what, t_bare, t_mem, t_disk, (t_hand, t_hand_disk) = mlp_case(n, repeat)
     row(f"collect, {what}", f"{t_mem:.2f} s in memory, {t_disk:.2f} s to disk",
         f"bare forward {t_bare:.2f} s; hooks by hand into np.empty {t_hand:.2f} s ({t_hand / t_bare:.2f}x), "
         f"into raw files {t_hand_disk:.2f} s ({t_hand_disk / t_bare:.2f}x)",

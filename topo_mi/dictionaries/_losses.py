@@ -348,15 +348,19 @@ def _sparse_outer(a: torch.Tensor, idx: torch.Tensor, g: torch.Tensor, W: torch.
     torch.cumsum(counts[:-1], dim=0, out=offsets[1:])
     rows = torch.div(order, idx.shape[1], rounding_mode="floor")
     out = F.embedding_bag(rows, a, offsets, mode="sum", per_sample_weights=g.reshape(-1)[order])  # (d_sae, d)
-    if W.dim() == 2 and W.stride(0) == 1 and W.shape[1] > 1:  # column-major W: its layout, no copy
-        return out.t()
-    return out.t().contiguous()
+    return out.t() if _column_major(W) else out.t().contiguous()  # W's layout: stored without a copy
+
+
+def _column_major(W: torch.Tensor) -> bool:
+    """Whether the 2-D weight ``W`` is laid out column by column (e.g. the transpose of a tied
+    initialisation): its gradient is then formed in that layout too."""
+    return W.dim() == 2 and W.stride(0) == 1 and W.shape[1] > 1
 
 
 def _outer_grad(a: torch.Tensor, g: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
-    """``a^T @ g`` laid out like ``W`` (a column-major ``W``, e.g. the transpose of a tied
-    initialisation, gets a column-major gradient), so the gradient is stored without a copy."""
-    if W.dim() == 2 and W.stride(0) == 1 and W.shape[1] > 1:
+    """``a^T @ g`` laid out like ``W`` (see :func:`_column_major`), so the gradient is stored
+    without a copy."""
+    if _column_major(W):
         return torch.mm(g.t(), a).t()
     return torch.mm(a.t(), g)
 

@@ -91,7 +91,7 @@ class _Source:
     """
 
     def __init__(self, inputs: list[np.ndarray], targets: list[np.ndarray] | None, batch_size: int, seed: int,
-                 acts=None, names=None, buffer: int = 65536):
+                 acts=None, names=None, buffer: int | None = None):
         self.inputs, self.targets, self.buffer = inputs, targets, buffer
         # an Activations object streams through its own bounded-memory shuffler (iter_batches)
         self.acts, self.names = acts, names
@@ -125,7 +125,8 @@ class _Source:
         if self._next != (epoch, j):
             self._it = self.acts.iter_batches(self.batch_size, layers=list(dict.fromkeys(self.names)),
                                               shuffle=True, seed=[self.seed, epoch], drop_last=True,
-                                              return_index=True, buffer=self.buffer)
+                                              return_index=True,
+                                              **({} if self.buffer is None else {"buffer": self.buffer}))
             for _ in range(j):  # resuming inside an epoch: skip the batches already seen
                 next(self._it)
         idx, arrays = next(self._it)
@@ -242,8 +243,7 @@ def _train(inputs, targets, *, kind, d_sae, k, coefficient, n_steps, batch_size,
         fail("project_decoder_grad", "normalize_decoder=True (the projection keeps unit-norm rows on the sphere)",
              "normalize_decoder=False", raw=True)
     _memory_check(cfg, batch_size)
-    src = _Source(inputs, targets, batch_size, seed, *(stream or (None, None)),
-                  buffer=65536 if shuffle_buffer is None else shuffle_buffer)
+    src = _Source(inputs, targets, batch_size, seed, *(stream or (None, None)), buffer=shuffle_buffer)
     hyper = {"cfg": cfg, "batch_size": batch_size, "lr": lr, "seed": seed, "b_dec_init": b_dec_init,
              "coefficient": coefficient, "aux_coefficient": aux_coefficient, "dead_after": dead_after,
              "resample_at": resample_at, "resample_samples": resample_samples, "log_every": log_every,
@@ -721,11 +721,14 @@ def train_crosscoder(data, *, layers: Sequence[str] | None = None, layer: str | 
     kind_ = kind
     d_sae = _width(d_sae, expansion, arrays[0].shape[1])
     coef = _coef(kind_, kw.pop("l1_coefficient", None), kw.pop("l0_coefficient", None))
-    defaults = dict(k=None, n_steps=1000, batch_size=1024, lr=1e-3, seed=0, b_dec_init="geometric_median",
-                    aux_coefficient=1 / 32, k_aux=None, bandwidth=0.05, init_threshold=0.001, dead_after=1_000_000,
-                    resample_at=None, resample_samples=16384, normalize_decoder=None, checkpoint_dir=None,
-                    checkpoint_every=None, resume=False, progress=False, log_every=None, callback=None, init=None,
-                    auxk_normalization="none", project_decoder_grad=False)
+    import inspect
+
+    # train_sae's own defaults, less what a crosscoder sets itself or cannot take (no target, no
+    # streamed store to window)
+    own = {"layer", "target", "target_layer", "kind", "d_sae", "expansion", "l1_coefficient", "l0_coefficient",
+           "shuffle_buffer"}
+    defaults = {n: p.default for n, p in inspect.signature(train_sae).parameters.items()
+                if p.kind is p.KEYWORD_ONLY and n not in own}
     unknown = set(kw) - set(defaults)
     if unknown:
         fail("kwargs", f"parameters among {sorted(defaults)}", sorted(unknown))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from topo_mi._results import Result, result_dataclass
-from topo_mi._validation import check_choice, check_float, check_int, fail
+from topo_mi._validation import check_choice, check_float, check_int, fail, unknown_name
 
 
 @result_dataclass
@@ -122,8 +122,6 @@ def _train_options(options) -> dict:
         if key in _SET_BY_PROFILE:
             fail("train_options", f"parameters other than dictionary_profile's own (give {key!r} directly)", key)
         if key not in valid:
-            from topo_mi._validation import unknown_name
-
             raise unknown_name("train_options key", key, sorted(valid))
     return dict(options)
 

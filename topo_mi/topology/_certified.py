@@ -147,6 +147,20 @@ def certified_persistence(X, *, max_dim, coeff, target, kind, route, limit):
 
     from topo_mi.topology import _cut
 
+    # Exact duplicates are merged for dimensions >= 1: at every scale a duplicate vertex has its
+    # twin's neighbours and the twin itself, so it is dominated and removing it changes no complex's
+    # homotopy type, compatibly with the inclusions: the same diagrams (H0 comes from all points).
+    # The matrix's rows of twins can differ by rounding (~1e-7 of the scale): ``delta``, the largest
+    # such difference, is added to the bound (stability: it is how far the matrix is from one whose
+    # twins are exact copies).
+    DU, delta = D, 0.0
+    if D is not None and max_dim >= 1 and chosen in (None, "exact", "truncated"):  # not for the landmarks
+        keep, rep = _unique_rows(X)
+        if keep.size < N:
+            DU = np.ascontiguousarray(D[np.ix_(keep, keep)])
+            delta = 2.0 * _twin_spread(D, rep)  # a pair of twins of two points moves by up to twice that
+            info["n_unique"], info["duplicate_spread"] = int(keep.size), float(delta)
+
     def exact(truncate: bool):  # the memory guard at each complex that runs, H0-H1 through the certified cut
         def check(t):
             rs.check_complex_fits(DU, n=len(DU), max_dim=max_dim, threshold=t, backend="gudhi", limit=limit,
@@ -155,26 +169,11 @@ def certified_persistence(X, *, max_dim, coeff, target, kind, route, limit):
         def run(t):
             return bk.run_backend("gudhi", DU, n=len(DU), max_dim=max_dim, threshold=t, coeff=coeff)
 
-        cap = np.inf
-        if truncate and tau > 0:
-            cap = float(np.min(np.max(D, axis=1))) - 2.0 * tau
+        # the cap from the matrix the prefix is built on (its enclosing radius), so the bound is tau
+        cap = max(float(np.min(np.max(DU, axis=1))) - 2.0 * tau, 0.0) if truncate and tau > 0 else np.inf
         raw, info["cut"] = _cut.exact_persistence(DU, max_dim=max_dim, threshold=np.inf, backend="gudhi",
-                                                  check=check, run=run, cap=max(cap, 0.0))
+                                                  check=check, run=run, cap=cap)
         return raw
-
-    # Exact duplicates are merged for dimensions >= 1: at every scale a duplicate vertex has its
-    # twin's neighbours and the twin itself, so it is dominated and removing it changes no complex's
-    # homotopy type, compatibly with the inclusions: the same diagrams (H0 comes from all points).
-    # The matrix's rows of twins can differ by rounding (~1e-7 of the scale): ``delta``, the largest
-    # such difference, is added to the bound (stability: it is how far the matrix is from one whose
-    # twins are exact copies).
-    DU, delta = D, 0.0
-    if D is not None and max_dim >= 1:
-        keep, rep = _unique_rows(X)
-        if keep.size < N:
-            DU = np.ascontiguousarray(D[np.ix_(keep, keep)])
-            delta = 2.0 * _twin_spread(D, rep)  # a pair of twins of two points moves by up to twice that
-            info["n_unique"], info["duplicate_spread"] = int(keep.size), float(delta)
 
     raw = None
     if chosen in (None, "truncated") and D is not None:

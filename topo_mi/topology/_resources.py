@@ -155,19 +155,16 @@ def _start_pilot(Ds, *, max_dim, threshold, backend, coeff):
 
 
 def _finish_pilot(proc, path) -> int | None:
-    """Peak bytes a started pilot reported (None when it failed or could not measure)."""
-    import os
+    """Peak bytes a started pilot reported (None when it failed or could not measure); the caller
+    removes its matrix file."""
     import subprocess
 
     try:
-        try:
-            out, _ = proc.communicate(timeout=3600)
-        except subprocess.TimeoutExpired:  # pragma: no cover - a pilot is a small fraction of the job
-            proc.kill()
-            proc.communicate()
-            return None
-    finally:
-        os.unlink(path)
+        out, _ = proc.communicate(timeout=3600)
+    except subprocess.TimeoutExpired:  # pragma: no cover - a pilot is a small fraction of the job
+        proc.kill()
+        proc.communicate()
+        return None
     try:
         b = int(out.strip().splitlines()[-1])
     except (ValueError, IndexError):
@@ -195,12 +192,11 @@ def pilot_backend_bytes(D, *, max_dim: int, threshold: float, backend: str, coef
                                         threshold=threshold, backend=backend, coeff=coeff))
         results = [_finish_pilot(*job) for job in started][::-1]
     finally:
-        for proc, path in started:  # an interrupted estimate leaves no pilot behind
+        for proc, path in started:  # finished or interrupted, no pilot or file is left behind
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate()
-            if os.path.exists(path):
-                os.unlink(path)
+            os.unlink(path)
     if any(b is None for b in results):
         return None
     peaks = [max(b, 1 << 16) for b in results]
