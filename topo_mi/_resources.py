@@ -126,3 +126,50 @@ def check_allocation(what: str, nbytes: float, *, hint: str, budget: int | None 
 
 
 __all__ = ["available_memory", "memory_budget", "check_allocation", "fmt_bytes", "BUDGET_FRACTION"]
+
+
+_MADV_POPULATE_WRITE = 23  # Linux >= 5.14; older kernels refuse it (EINVAL) and pages fault in on use
+
+
+def empty_prefaulted(shape, dtype=float, *, min_bytes: int = 64 << 20):
+    """``np.empty(shape, dtype)`` whose pages are mapped up front, in 2 MiB pages where the kernel
+    allows, when it holds at least ``min_bytes`` (below, a plain ``np.empty``).
+
+    A large array written once (a collection's rows, a distance matrix) otherwise takes one page
+    fault per 4 KiB on first touch, which costs more than writing it (measured here: ~2 us a page,
+    1.7 s for the 873 MB of a 10,451-point distance matrix). The mapping asks for transparent huge
+    pages (``MADV_HUGEPAGE``: one fault per 2 MiB) and is then populated for writing
+    (``MADV_POPULATE_WRITE``); where either is refused it is populated at creation
+    (``MAP_POPULATE``, 4 KiB pages). Measured per 100 MB: 0.026 s to populate and fill against
+    0.041 s with ``MAP_POPULATE`` alone. The memory is returned when the array is freed.
+    """
+    import mmap
+
+    import numpy as np
+
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    populate = getattr(mmap, "MAP_POPULATE", None)
+    if nbytes < min_bytes or nbytes == 0 or populate is None or not hasattr(mmap, "MAP_ANONYMOUS"):
+        return np.empty(shape, dtype=dtype)
+    base = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+    buf = None
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        try:
+            buf = mmap.mmap(-1, nbytes, flags=base)
+            buf.madvise(mmap.MADV_HUGEPAGE)
+        except OSError:  # no huge pages here: the 4 KiB route below
+            if buf is not None:
+                buf.close()
+            buf = None
+        if buf is not None:
+            try:
+                buf.madvise(_MADV_POPULATE_WRITE)
+            except OSError:  # an older kernel: the 2 MiB pages fault in on first touch
+                pass
+    try:
+        if buf is None:
+            buf = mmap.mmap(-1, nbytes, flags=base | populate)
+    except OSError:  # pragma: no cover - no overcommit room: the plain allocation says so
+        return np.empty(shape, dtype=dtype)
+    return np.frombuffer(buf, dtype=dtype).reshape(shape)

@@ -547,3 +547,46 @@ def test_betti_profile_with_a_certified_target(monkeypatch):
     assert f"certified routes: {', '.join(routes)}" in prof.report_section()["caption"]
     with pytest.raises(InvalidParameterError, match="n_landmarks: expected None with max_error"):
         betti_profile(acts, max_error=0.4, n_landmarks=50)
+
+
+@pytest.mark.parametrize("block", [1 << 20, 700])
+def test_self_distances_blocked_match_brute_force(monkeypatch, block):
+    """The blocked upper-triangle distance matrix (features above pdist's range) equals the
+    brute-force distances, is exactly symmetric with a zero diagonal, also when the blocks are
+    small enough that a block's rows end inside the matrix at odd places."""
+    from topo_mi.topology import _metrics as mt
+
+    monkeypatch.setattr(mt, "_DIST_BLOCK_ELEMENTS", block)
+    X = np.random.default_rng(3).normal(size=(203, mt._PDIST_MAX_FEATURES + 7)).astype(np.float32)
+    D = mt.euclidean_distances(X)
+    X64 = X.astype(np.float64)
+    ref = np.sqrt(((X64[:, None, :] - X64[None, :, :]) ** 2).sum(-1))
+    assert D.dtype == np.float64 and D.shape == (203, 203)
+    np.testing.assert_allclose(D, ref, rtol=0, atol=1e-11)
+    assert np.array_equal(D, D.T) and not np.diag(D).any()
+
+
+@pytest.mark.parametrize("block", [1 << 20, 50])
+def test_upper_edges_equal_the_triangle_mask(monkeypatch, block):
+    from topo_mi.topology import _metrics as mt
+
+    monkeypatch.setattr(mt, "_DIST_BLOCK_ELEMENTS", block)
+    for n in (1, 2, 3, 41):
+        D = mt.euclidean_distances(np.random.default_rng(n).normal(size=(n, 3)))
+        t = float(np.median(D)) if n > 1 else 0.0
+        i, j, w = mt.upper_edges(D, t)
+        i0, j0 = np.nonzero(np.triu(D <= t, 1))
+        assert i.dtype == np.int32 and j.dtype == np.int32 and w.dtype == np.float64
+        assert np.array_equal(i, i0) and np.array_equal(j, j0) and np.array_equal(w, D[i0, j0])
+
+
+def test_empty_prefaulted_is_a_writable_zeroed_array_of_its_dtype():
+    from topo_mi._resources import empty_prefaulted
+
+    a = empty_prefaulted((300, 7), np.float64, min_bytes=1)
+    assert a.shape == (300, 7) and a.dtype == np.float64 and a.flags.writeable and a.flags.c_contiguous
+    assert not a.any()  # fresh anonymous pages are zero
+    a[-1, -1] = 2.5
+    assert a[-1, -1] == 2.5
+    small = empty_prefaulted((3, 2), np.int32)  # under the size: plain np.empty
+    assert small.dtype == np.int32 and small.shape == (3, 2)

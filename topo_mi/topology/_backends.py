@@ -21,6 +21,7 @@ import os
 import numpy as np
 
 from topo_mi.errors import DependencyError, InvalidParameterError
+from topo_mi.topology._metrics import upper_edges
 
 BACKENDS = ("auto", "gudhi", "ripser", "giotto-ph", "mst")
 
@@ -118,8 +119,8 @@ def _run_gudhi(D, *, n, max_dim, threshold, coeff):
         t = min(threshold, cone)
         edges = None
         if top >= 2 or t < cone:
-            i, j = np.nonzero(np.triu(D <= t, 1))
-            edges = coo_matrix((D[i, j], (i, j)), shape=(n, n))
+            i, j, w = upper_edges(D, t)
+            edges = coo_matrix((w, (i, j)), shape=(n, n))
     if edges is not None:
         if top >= 2:
             edges = reduce_graph(edges, 1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from topo_mi._resources import empty_prefaulted
 from topo_mi._validation import check_int, fail
 from topo_mi.errors import InvalidParameterError
 
@@ -47,6 +48,8 @@ def euclidean_distances(A: np.ndarray, B: np.ndarray | None = None) -> np.ndarra
         from scipy.spatial.distance import pdist, squareform
 
         return squareform(pdist(A))
+    if B is None:
+        return _self_distances(A)
     center = A.mean(axis=0)
     Ac = A - center
     Bc = Ac if B is None else np.asarray(B, dtype=np.float64) - center
@@ -61,6 +64,63 @@ def euclidean_distances(A: np.ndarray, B: np.ndarray | None = None) -> np.ndarra
     if B is None:
         _symmetrize(D)
     return D
+
+
+# Elements per row block of the self-distance matrix: the block's GEMM and its element-wise passes
+# run on data still in cache.
+_DIST_BLOCK_ELEMENTS = 1 << 20
+
+
+def _self_distances(A: np.ndarray) -> np.ndarray:
+    """All pairwise distances of the rows of ``A`` (float64), by row blocks of the upper triangle:
+    each block's GEMM covers only the columns from its first row on (half the products of
+    ``A @ A.T``), its squares become distances while the block is in cache, and its transpose is
+    written into the lower triangle (exactly symmetric, zero diagonal). Measured at 10,451 x 384,
+    one thread: 1.4 s against 2.4 s for the full product, element-wise passes over the whole
+    matrix and a separate symmetrisation (and 1.7 s more of page faults before the matrix is
+    mapped up front: :func:`topo_mi._resources.empty_prefaulted`); the entries agree to ~5e-14."""
+    n = A.shape[0]
+    Ac = A - A.mean(axis=0)
+    sq = np.einsum("ij,ij->i", Ac, Ac)
+    D = empty_prefaulted((n, n), np.float64)
+    b = max(16, min(n, _DIST_BLOCK_ELEMENTS // max(n, 1)))
+    for s in range(0, n, b):
+        e = min(n, s + b)
+        blk = D[s:e, s:]
+        np.matmul(Ac[s:e], Ac[s:].T, out=blk)
+        blk *= -2.0
+        blk += sq[s:e, None]
+        blk += sq[None, s:]
+        np.maximum(blk, 0.0, out=blk)
+        np.sqrt(blk, out=blk)
+        sub = D[s:e, s:e]
+        low = np.tril_indices(e - s, -1)
+        sub[low] = sub.T[low]
+        if e < n:
+            D[e:, s:e] = blk[:, e - s:].T
+    np.fill_diagonal(D, 0.0)
+    return D
+
+
+def upper_edges(D: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pairs ``i < j`` with ``D[i, j] <= threshold``: rows and columns (int32) and lengths
+    (float64), in row-major order, read by row blocks (no ``n x n`` mask)."""
+    n = D.shape[0]
+    rows, cols, vals = [], [], []
+    b = max(16, min(n, _DIST_BLOCK_ELEMENTS // max(n, 1)))
+    for s in range(0, n - 1, b):
+        e = min(n - 1, s + b)
+        blk = D[s:e, s + 1:]
+        mask = blk <= threshold
+        k = e - s
+        mask[:, :k] &= ~np.tri(k, k, -1, dtype=bool)  # row s + r sees the columns after it only
+        i, j = np.nonzero(mask)
+        rows.append((i + s).astype(np.int32))
+        cols.append((j + s + 1).astype(np.int32))
+        vals.append(blk[i, j])
+    if not rows:
+        return np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0)
+    return np.concatenate(rows), np.concatenate(cols), np.ascontiguousarray(np.concatenate(vals), dtype=np.float64)
 
 
 def _symmetrize(D: np.ndarray) -> None:
