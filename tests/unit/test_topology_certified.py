@@ -237,14 +237,16 @@ def test_truncated_route_bound_holds_against_the_exact_diagrams(case):
     res = persistence(X, max_dim=md, max_error=tau, route="truncated")
     R = float(cdist(X, X).max(axis=1).min())
     assert res.route == "truncated" and res.error_bounds == (0.0,) + (pytest.approx(tau),) * md
-    assert res.cut["truncated"] and res.cut["cut"] == pytest.approx(R - 2 * tau)
+    Rc = res.cut["collapse_radius"]  # every complex from it on is contractible; at most R
+    assert res.cut["enclosing_radius"] == pytest.approx(R) and Rc <= R
+    assert res.cut["truncated"] and res.cut["cut"] == pytest.approx(Rc - 2 * tau)
     assert res.cut["alive"] > 0 or case != "circle_h1"
     np.testing.assert_array_equal(res.diagrams[0], exact.diagrams[0])
     for k in range(1, md + 1):
         assert np.isfinite(res.diagrams[k]).all()
         assert bottleneck(res, exact, dim=k) <= tau + 1e-12
     # the bars of the prefix that died in it are the whole filtration's own
-    died = res.diagrams[1][res.diagrams[1][:, 1] < R - 2 * tau]
+    died = res.diagrams[1][res.diagrams[1][:, 1] < Rc - 2 * tau]
     ex = {tuple(np.round(b, 9)) for b in exact.diagrams[1]}
     assert all(tuple(np.round(b, 9)) in ex for b in died)
 
@@ -302,3 +304,45 @@ def test_duplicate_points_are_merged_above_h0_with_the_bound_kept(route, target)
 
     keep, rep = _unique_rows(X)
     assert keep.size == 160 and np.array_equal(X[rep], X)
+
+
+@pytest.mark.parametrize("case", ["outliers", "square", "gaussian"])
+def test_collapse_radius_bounds_every_bar_of_the_whole_filtration(case):
+    """From the collapse radius on every Rips complex is contractible: every bar of dimension >= 1
+    of the exact diagrams (H1 and H2) is born and dies by it, and it is at most the enclosing
+    radius — strictly below it on clouds whose outliers are shadowed by nearer points."""
+    from scipy.spatial.distance import cdist
+
+    from topo_mi.topology import _cut
+
+    rng = np.random.default_rng(11)
+    if case == "outliers":  # a disc with a few far points, each shadowed by one nearer it
+        X = rng.uniform(-1, 1, size=(70, 2))
+        X = X[(X ** 2).sum(1) <= 1]
+        X = np.vstack([X, [[3.0, 0.0], [2.4, 0.05], [-2.6, 0.3], [-2.0, 0.28]]])
+    elif case == "square":
+        X = rng.uniform(size=(80, 2))
+    else:
+        X = rng.normal(size=(60, 5))
+    D = cdist(X, X)
+    s0 = _cut.collapse_radius(D)
+    R = float(D.max(axis=1).min())
+    assert s0 <= R
+    if case == "outliers":
+        assert s0 < R - 0.3
+    exact = persistence(X, max_dim=2)
+    for k in (1, 2):
+        d = exact.diagrams[k]
+        assert np.isfinite(d).all() and (d <= s0 + 1e-12).all()
+
+
+def test_collapse_radius_rejects_an_undominated_far_point():
+    """Four corners of a square and its centre: the centre is within R of all, and no corner is
+    dominated by a point nearer the centre at a smaller scale, so the radius stays R."""
+    from scipy.spatial.distance import cdist
+
+    from topo_mi.topology import _cut
+
+    X = np.array([[0.0, 0.0], [1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]])
+    D = cdist(X, X)
+    assert _cut.collapse_radius(D) == pytest.approx(np.sqrt(2.0))

@@ -19,12 +19,14 @@ Routes (Euclidean point clouds):
   diagram), a matched pair moves by at most ``(1 − 1/c) V = ε V`` and an unmatched point is
   within ``(1 − 1/c²) V / 2 <= ε V`` of the diagonal: ``d_B <= ε V``.
 - ``"truncated"`` — the exact Rips filtration of all points up to ``t = R − 2 max_error``
-  (``R``: the enclosing radius, from which on every complex is a cone, so that every class of
-  dimension >= 1 dies by ``R``), through the certified cut's schedule where it applies (which may
-  finish below ``t`` with the exact diagrams: the route is then ``"exact"``). The pairs inside
-  the prefix are the filtration's own; a class still alive at ``t`` dies in ``(t, R]`` and is
-  given the death ``(t + R) / 2``; a class born after ``t`` lies within ``(R − t) / 2`` of the
-  diagonal: ``d_B <= (R − t) / 2 = max_error`` in every dimension >= 1, and H0 is exact (below).
+  (``R``: the collapse radius, :func:`topo_mi.topology._cut.collapse_radius` — at most the
+  enclosing radius, from which on every complex is a cone — from which on every complex is
+  contractible, so that every class of dimension >= 1 dies by ``R`` and none is born after it),
+  through the certified cut's schedule where it applies (which may finish below ``t`` with the
+  exact diagrams: the route is then ``"exact"``). The pairs inside the prefix are the
+  filtration's own; a class still alive at ``t`` dies in ``(t, R]`` and is given the death
+  ``(t + R) / 2``; a class born after ``t`` lies within ``(R − t) / 2`` of the diagonal:
+  ``d_B <= (R − t) / 2 = max_error`` in every dimension >= 1, and H0 is exact (below).
   In high dimension, where landmarks cover poorly and the cut finds no early stop, this prefix is
   what makes a small bound affordable (MiniLM tokens: the complex below ``R − 2`` is a fraction of
   the whole one). ``"auto"`` takes it whenever landmarks do not meet the target, unless the whole
@@ -169,8 +171,8 @@ def certified_persistence(X, *, max_dim, coeff, target, kind, route, limit):
         def run(t):
             return bk.run_backend("gudhi", DU, n=len(DU), max_dim=max_dim, threshold=t, coeff=coeff)
 
-        # the cap from the matrix the prefix is built on (its enclosing radius), so the bound is tau
-        cap = max(float(np.min(np.max(DU, axis=1))) - 2.0 * tau, 0.0) if truncate and tau > 0 else np.inf
+        # the cap from the matrix the prefix is built on (its collapse radius), so the bound is tau
+        cap = max(_cut.collapse_radius(DU) - 2.0 * tau, 0.0) if truncate and tau > 0 else np.inf
         raw, info["cut"] = _cut.exact_persistence(DU, max_dim=max_dim, threshold=np.inf, backend="gudhi",
                                                   check=check, run=run, cap=cap)
         return raw
@@ -198,8 +200,8 @@ def certified_persistence(X, *, max_dim, coeff, target, kind, route, limit):
             raw = exact(truncate=False)
         rec = info.get("cut")
         if rec is not None and rec.get("truncated"):
-            b = _cut.truncation_bound(rec["cut"], rec["enclosing_radius"])
-            mid = 0.5 * (rec["cut"] + rec["enclosing_radius"])
+            b = _cut.truncation_bound(rec["cut"], rec["collapse_radius"])
+            mid = 0.5 * (rec["cut"] + rec["collapse_radius"])
             raw = [np.asarray(d, dtype=np.float64).reshape(-1, 2).copy() for d in raw]
             for d in raw[1:]:
                 d[np.isinf(d[:, 1]), 1] = mid

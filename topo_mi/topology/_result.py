@@ -60,7 +60,9 @@ class PersistenceResult(Result):
         filtration (see :mod:`topo_mi.topology._cut`): ``birth_bound`` (no H1 class is born, and
         no finite H0 class dies, after it), ``cut`` (the largest edge of the complex that was built;
         no H1 class was alive there, so the diagrams are those of the whole filtration),
-        ``thresholds`` (each run's), ``enclosing_radius``.
+        ``thresholds`` (each run's), ``enclosing_radius``, ``collapse_radius`` (from which on every
+        complex is contractible; at most the enclosing radius), and on the certified routes
+        ``truncated`` and ``alive`` (a truncated prefix is bounded from the collapse radius).
     """
 
     diagrams: list
