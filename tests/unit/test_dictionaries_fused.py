@@ -63,12 +63,13 @@ def test_relu_dictionary_equals_autograd_of_the_formulas(centred, column_major):
         x_hat2, z_sum2, z2 = L.relu_dictionary(x, b_d2 if centred else None, W_e2, b_e2, W_d2, b_d2, ws)
         loss2 = L.reconstruction_loss(x, x_hat2) + 0.3 * L.l1_penalty_from_sums(z_sum2, W_d2.unsqueeze(1), b)
         loss2.backward()
-        assert torch.equal(z2, z.detach()) and not z2.requires_grad
+        assert not z2.requires_grad
+        _close(z2, z.detach())  # addmm and matmul + add may round differently per CPU kernel
         _close(x_hat2, x_hat)
         _close(z_sum2, z.detach().sum(0))
         _close(loss2, loss)
         for got, ref in zip(got_p, ref_p):
-            _close(got.grad, ref.grad)
+            _close(got.grad, ref.grad, rtol=1e-4, atol=1e-5)  # float32 sums in another order
         assert got_p[0].grad.stride() == got_p[0].stride()  # stored as laid out: no copy
         assert ws["z"].data_ptr() == z2.data_ptr()
     # only the reconstruction used (no L1): the code's gradient is absent, the result the same
