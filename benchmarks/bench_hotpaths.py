@@ -14,6 +14,8 @@ Rows:
   cka        linear CKA vs the feature form written by hand in numpy
   twonn      TwoNN exact at 10k and 100k points (growth) and approximate (pynndescent) vs exact
   collect    collect() vs a bare forward pass (MLP 4 x 512)
+  distances  the dense distance matrix (10,451 x 384 float32, MiniLM's size) vs the full product by hand
+             and scikit-learn's euclidean_distances
 
 Usage:
   python benchmarks/bench_hotpaths.py                  # every row at the sizes
@@ -139,11 +141,12 @@ def bench_minilm(n_texts, max_error, corpus="sentences", jobs=1):
         n_distinct = len(np.unique(X, axis=0))  # repeated tokens: the exact routes merge them above H0
         per.append(f"{r.error_bounds[1]:.3g}/{longest:.3g} ({el:.0f} s, {r.route}"
                    + (f", {n_distinct:,} distinct" if n_distinct < n_tok else "") + ")")
-        if r.cut is not None:  # the certified cut's birth bound against the enclosing radius
-            cuts.append(f"{r.cut['birth_bound'] / r.cut['enclosing_radius']:.2f}")
+        if r.cut is not None:  # the certified cut's birth bound and the collapse radius against R_enc
+            cuts.append(f"{r.cut['birth_bound'] / r.cut['enclosing_radius']:.2f}/"
+                        f"{r.cut['collapse_radius']:.4g}/{r.cut['enclosing_radius']:.4g}")
     row(f"MiniLM, 7 layers x {n_tok:,} token vectors, max_error={max_error}",
         f"route {','.join(sorted(routes))}; H1 bound/longest bar per layer {' '.join(per)}; H0 exact: {exact_h0}"
-        + (f"; cut birth bound / enclosing radius per layer {' '.join(cuts)} (inf: no cut)" if cuts else ""),
+        + (f"; per layer cut birth bound / R_enc, collapse radius / R_enc {' '.join(cuts)}" if cuts else ""),
         f"{tot:.0f} s of persistence in all" + (f", {wall:.0f} s wall with {jobs} worker processes" if jobs > 1 else "")
         + " (target 60 s)",
         "bound below every longest H1 bar" if worst > 0 else "bound NOT below every longest H1 bar")
@@ -276,6 +279,36 @@ def bench_cka(n, d, repeat):
         f"(CKA {b:.6f})", f"{t_ours / t_hand:.2f}x")
 
 
+def bench_distances(n, d, repeat):
+    from sklearn.metrics.pairwise import euclidean_distances as sk
+
+    from topo_mi.topology._metrics import euclidean_distances
+
+    X = np.random.default_rng(0).normal(size=(n, d)).astype(np.float32)
+
+    def full_product():  # the whole A A^T, element-wise passes over the matrix, then symmetrised
+        A = X.astype(np.float64)
+        A -= A.mean(axis=0)
+        sq = np.einsum("ij,ij->i", A, A)
+        D = A @ A.T
+        D *= -2.0
+        D += sq[:, None]
+        D += sq[None, :]
+        np.maximum(D, 0.0, out=D)
+        np.sqrt(D, out=D)
+        D = np.triu(D, 1)
+        return D + D.T
+
+    euclidean_distances(X[:200])  # BLAS warm-up
+    (t_ours, t_full, t_sk), (a, b, c) = interleaved(
+        [lambda: euclidean_distances(X), full_product, lambda: sk(X.astype(np.float64))], repeat)
+    err = max(float(np.abs(a - b).max()), float(np.abs(a - c).max()))
+    row(f"distance matrix, {n:,} x {d} float32 (float64 result)", f"{t_ours:.2f} s",
+        f"full product by hand {t_full:.2f} s, scikit-learn {t_sk:.2f} s (max |diff| {err:.1e})",
+        f"{t_ours / min(t_full, t_sk):.2f}x the faster")
+    del a, b, c
+
+
 def bench_twonn(sizes, big, sub):
     from bench_geometry import make_twonn_data
 
@@ -323,7 +356,7 @@ def bench_collect(n, repeat):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--rows", default="landmarks,bound,guard,exact,cut,cka,twonn,collect,minilm")
+    ap.add_argument("--rows", default="landmarks,bound,guard,exact,cut,cka,twonn,collect,distances,minilm")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--minilm-error", type=float, default=1.0)
     ap.add_argument("--minilm-texts", type=int, default=None,
@@ -353,6 +386,8 @@ def main(argv=None):
                     5000 if q else 100_000)
     if "collect" in want:
         bench_collect(5000 if q else 50_000, max(args.repeat, 3))
+    if "distances" in want:
+        bench_distances(2000 if q else 10_451, 384, max(args.repeat, 2))
     if "minilm" in want:
         bench_minilm(args.minilm_texts or (40 if q else 200), args.minilm_error, args.minilm_corpus,
                      args.minilm_jobs)

@@ -579,14 +579,3 @@ def test_upper_edges_equal_the_triangle_mask(monkeypatch, block):
         assert i.dtype == np.int32 and j.dtype == np.int32 and w.dtype == np.float64
         assert np.array_equal(i, i0) and np.array_equal(j, j0) and np.array_equal(w, D[i0, j0])
 
-
-def test_empty_prefaulted_is_a_writable_zeroed_array_of_its_dtype():
-    from topo_mi._resources import empty_prefaulted
-
-    a = empty_prefaulted((300, 7), np.float64, min_bytes=1)
-    assert a.shape == (300, 7) and a.dtype == np.float64 and a.flags.writeable and a.flags.c_contiguous
-    assert not a.any()  # fresh anonymous pages are zero
-    a[-1, -1] = 2.5
-    assert a[-1, -1] == 2.5
-    small = empty_prefaulted((3, 2), np.int32)  # under the size: plain np.empty
-    assert small.dtype == np.int32 and small.shape == (3, 2)

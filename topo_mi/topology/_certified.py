@@ -171,10 +171,10 @@ def certified_persistence(X, *, max_dim, coeff, target, kind, route, limit):
         def run(t):
             return bk.run_backend("gudhi", DU, n=len(DU), max_dim=max_dim, threshold=t, coeff=coeff)
 
-        # the cap from the matrix the prefix is built on (its collapse radius), so the bound is tau
-        cap = max(_cut.collapse_radius(DU) - 2.0 * tau, 0.0) if truncate and tau > 0 else np.inf
+        # capped from the collapse radius of the matrix the prefix is built on, so the bound is tau
+        margin = 2.0 * tau if truncate and tau > 0 else None
         raw, info["cut"] = _cut.exact_persistence(DU, max_dim=max_dim, threshold=np.inf, backend="gudhi",
-                                                  check=check, run=run, cap=cap)
+                                                  check=check, run=run, margin=margin)
         return raw
 
     raw = None

@@ -155,7 +155,12 @@ _COLLAPSE_BUDGET = 2000
 
 
 def collapse_radius(D: np.ndarray) -> float:
-    r"""A scale ``s0 <= R`` (``R``: the enclosing radius) from which on every Vietoris–Rips complex
+    """The second of :func:`radii`."""
+    return radii(D)[1]
+
+
+def radii(D: np.ndarray) -> tuple[float, float]:
+    r"""The enclosing radius ``R`` of ``D`` and its collapse radius ``s0 <= R``: a scale ``s0 <= R`` (``R``: the enclosing radius) from which on every Vietoris–Rips complex
     of ``D`` is contractible: every class of dimension >= 1 dies by ``s0`` and none is born after it.
 
     **Certificate (strong collapses, Barmak & Minian, "Strong homotopy types, nerves and
@@ -177,9 +182,9 @@ def collapse_radius(D: np.ndarray) -> float:
     """
     n = D.shape[0]
     ecc = D.max(axis=1)
-    best = float(ecc.min()) if n else 0.0
+    enclosing = best = float(ecc.min()) if n else 0.0
     if n < 4:
-        return best
+        return enclosing, best
     k = min(_COLLAPSE_NEIGHBOURS, n - 1)
     for p in np.argsort(ecc, kind="stable")[:_COLLAPSE_CENTRES]:
         dp = D[p]
@@ -199,10 +204,10 @@ def collapse_radius(D: np.ndarray) -> float:
             need = np.where(Du > D[v][None, :], Du, 0.0).max(axis=1)
             s0 = max(s0, min(float(dp[v]), float(need.min())))
         best = min(best, s0)
-    return best
+    return enclosing, best
 
 
-def cut_persistence(D: np.ndarray, *, check, run, cap: float = float("inf")):
+def cut_persistence(D: np.ndarray, *, check, run, margin: float | None = None):
     """H0 and H1 of the whole Rips filtration of ``D`` through the smallest certified prefix.
 
     ``check(threshold)`` is the memory guard (raises before a run that would not fit);
@@ -210,14 +215,14 @@ def cut_persistence(D: np.ndarray, *, check, run, cap: float = float("inf")):
     ``birth_bound`` (L), ``cut`` (the threshold of the last run; inf: the whole filtration),
     ``thresholds`` (every run's), ``enclosing_radius``, ``truncated`` and ``alive``.
 
-    ``cap`` (below the enclosing radius): no run goes beyond it. When the schedule reaches it
+    ``margin``: no run goes beyond ``cap = collapse radius - margin``. When the schedule reaches it
     without a certificate of exactness (H1 classes still alive there, or ``cap < L``), the last
     run is the prefix up to ``cap``: ``truncated`` is True, and the caller bounds what lies beyond
     (see :func:`truncation_bound`) from ``collapse_radius`` (the record's; at most the enclosing
     radius), from which on every complex is contractible: a run that reaches it is exact.
     """
-    enclosing = float(np.min(np.max(D, axis=1)))
-    cone = collapse_radius(D)
+    enclosing, cone = radii(D)
+    cap = float("inf") if margin is None else max(cone - margin, 0.0)
     L = min(h1_birth_bound(D), cone)  # no H1 class is born where every complex is contractible
     sample = None
     t = L   # inf (or >= cone): nothing to gain, the whole filtration in one run
@@ -257,17 +262,17 @@ def cut_persistence(D: np.ndarray, *, check, run, cap: float = float("inf")):
                  "collapse_radius": cone, "truncated": truncated, "alive": alive}
 
 
-def truncation_bound(cut: float, enclosing_radius: float) -> float:
+def truncation_bound(cut: float, radius: float) -> float:
     """The bottleneck bound, in every dimension >= 1, of the Rips diagrams of the prefix up to
     ``cut`` (classes alive there given the death ``(cut + R) / 2``) against the whole filtration.
 
-    From the enclosing radius ``R`` on the complex is a cone (one vertex is within ``R`` of all),
-    so every class of dimension >= 1 dies by ``R``; the same holds of the :func:`collapse_radius`
-    (every complex from it on is contractible), which may be passed as ``R``. A class alive at ``cut`` dies in ``(cut, R]``:
+    ``radius`` is ``R``, the enclosing radius (from it on the complex is a cone: one vertex is
+    within ``R`` of all) or the :func:`collapse_radius` (from it on every complex is contractible):
+    every class of dimension >= 1 dies by ``R``. A class alive at ``cut`` dies in ``(cut, R]``:
     the midpoint is within ``(R - cut) / 2`` of its death. A class born after ``cut`` lies within
     ``(R - cut) / 2`` of the diagonal. The pairs inside the prefix are the filtration's own.
     """
-    return max(0.0, (float(enclosing_radius) - float(cut)) / 2.0)
+    return max(0.0, (float(radius) - float(cut)) / 2.0)
 
 
 def applies(D, *, max_dim: int, threshold: float, backend: str) -> bool:
@@ -278,16 +283,16 @@ def applies(D, *, max_dim: int, threshold: float, backend: str) -> bool:
 
 
 def exact_persistence(D, *, max_dim: int, threshold: float, backend: str, check, run,
-                      cap: float = float("inf")):
+                      margin: float | None = None):
     """The raw diagrams of the Rips filtration of ``D`` up to ``threshold``, and the cut's record
     (None when the whole complex ran): through :func:`cut_persistence` where :func:`applies`,
-    else ``check(threshold)`` then ``run(threshold)``. With a finite ``cap`` below the enclosing
-    radius no run goes beyond it (the record then says whether the result is ``truncated``)."""
+    else ``check(threshold)`` then ``run(threshold)``. With a ``margin`` no run goes beyond the
+    collapse radius minus it (the record then says whether the result is ``truncated``)."""
     if applies(D, max_dim=max_dim, threshold=threshold, backend=backend):
-        return cut_persistence(D, check=check, run=run, cap=cap)
-    if np.isfinite(cap) and np.isinf(threshold) and isinstance(D, np.ndarray):
-        enclosing = float(np.min(np.max(D, axis=1)))
-        cone = collapse_radius(D)
+        return cut_persistence(D, check=check, run=run, margin=margin)
+    if margin is not None and np.isinf(threshold) and isinstance(D, np.ndarray):
+        enclosing, cone = radii(D)
+        cap = max(cone - margin, 0.0)
         if cap < cone:
             check(cap)
             raw = run(cap)
@@ -299,5 +304,5 @@ def exact_persistence(D, *, max_dim: int, threshold: float, backend: str, check,
     return run(threshold), None
 
 
-__all__ = ["witness_free_edges", "h1_birth_bound", "collapse_radius", "cut_persistence", "exact_persistence", "applies",
-           "truncation_bound", "CUT_MIN_POINTS"]
+__all__ = ["witness_free_edges", "h1_birth_bound", "radii", "collapse_radius", "cut_persistence",
+           "exact_persistence", "applies", "truncation_bound", "CUT_MIN_POINTS"]
