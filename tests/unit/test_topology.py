@@ -579,3 +579,28 @@ def test_upper_edges_equal_the_triangle_mask(monkeypatch, block):
         assert i.dtype == np.int32 and j.dtype == np.int32 and w.dtype == np.float64
         assert np.array_equal(i, i0) and np.array_equal(j, j0) and np.array_equal(w, D[i0, j0])
 
+
+
+def test_sparse_degree_order_keeps_the_diagrams():
+    """Relabelling the vertices by degree changes only how ties are broken: the same diagrams."""
+    from topo_mi.topology import _backends as bk
+    from topo_mi.topology import _metrics as mt
+
+    rng = np.random.default_rng(3)
+    X = np.vstack([rng.normal(size=(150, 5)), 0.2 * rng.normal(size=(150, 5))])
+    D = mt.distance_matrix_of(X, "euclidean")
+    t = float(np.quantile(D, 0.3))
+    i, j, w = mt.upper_edges(D, t)
+    a, b = bk.sparse_degree_order(i, j, len(D))
+    assert a.dtype == np.int32 and (a < b).all()
+    deg = np.bincount(a, minlength=len(D)) + np.bincount(b, minlength=len(D))
+    assert (np.diff(deg) >= 0).all()  # labels by increasing degree
+    from gudhi._ripser_ext import _sparse
+
+    plain = _sparse(i.astype(np.int32), j.astype(np.int32), np.ascontiguousarray(w, dtype=np.float64), len(D),
+                    max_dimension=1, max_edge_length=t, homology_coeff_field=2)
+    ours = bk.run_backend("gudhi", D, n=len(D), max_dim=1, threshold=t, coeff=2)
+    for k in (0, 1):
+        p = np.asarray(plain[k]).reshape(-1, 2)
+        q = np.asarray(ours[k]).reshape(-1, 2)
+        assert len(p) > 0 and np.array_equal(p[np.lexsort(p.T[::-1])], q[np.lexsort(q.T[::-1])])

@@ -124,12 +124,34 @@ def _run_gudhi(D, *, n, max_dim, threshold, coeff):
     if edges is not None:
         if top >= 2:
             edges = reduce_graph(edges, 1)
-        dgm = _sparse(edges.row.astype(np.int32), edges.col.astype(np.int32),
-                      np.ascontiguousarray(edges.data, dtype=np.float64), n, max_dimension=top,
+        row, col = sparse_degree_order(edges.row, edges.col, n)
+        dgm = _sparse(row, col, np.ascontiguousarray(edges.data, dtype=np.float64), n, max_dimension=top,
                       max_edge_length=t, homology_coeff_field=coeff)
     else:
         dgm = _full(np.ascontiguousarray(D), max_dimension=top, max_edge_length=t, homology_coeff_field=coeff)
     return [np.asarray(d, dtype=np.float64).reshape(-1, 2) for d in dgm]
+
+
+def sparse_degree_order(row: np.ndarray, col: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The edge list relabelled so that vertices are numbered by increasing degree (stably), each
+    edge as (lower, higher) label, int32.
+
+    The reduction's work depends on how simplices of equal diameter are ordered, and that order
+    is the vertex labels' (a triangle's diameter is that of its longest edge, shared by all the
+    triangles on that edge that it dominates). Numbering the dense part of the graph last makes
+    far more of the pairs apparent: on 10,451 MiniLM token vectors (last layer, 10.1 M edges at
+    scale 8.3) the H0-H1 reduction takes 14 s against 30 s in the input's order and 126 s in the
+    reverse (densest first); ``bench_hotpaths.py --rows order`` measures it. The diagrams do not
+    depend on it: the persistence pairs of positive length are the filtration's, however its
+    ties are broken (tested against the input order).
+    """
+    row = np.asarray(row)
+    col = np.asarray(col)
+    deg = np.bincount(row, minlength=n) + np.bincount(col, minlength=n)
+    label = np.empty(n, dtype=np.int32)
+    label[np.argsort(deg, kind="stable")] = np.arange(n, dtype=np.int32)
+    a, b = label[row], label[col]
+    return np.minimum(a, b), np.maximum(a, b)
 
 
 def _run_gudhi_public(D, *, n, max_dim, threshold, coeff):

@@ -129,6 +129,10 @@ def certified_persistence(X, *, max_dim, coeff, target, kind, route, limit):
     if dense_ok:
         D = mt.distance_matrix_of(X, "euclidean")
         h0 = bk.canonical_diagrams(bk._run_mst(D, n=N, threshold=np.inf), 0)[0]
+    # the longest edge of a minimum spanning tree (twins add only zero-length edges: the same for
+    # the merged matrix), a lower bound of the cut's birth bound
+    finite = np.empty(0) if h0 is None else h0[np.isfinite(h0[:, 1]), 1]
+    longest_tree_edge = float(finite.max()) if finite.size else None
     if max_dim == 0 and h0 is not None:
         return [h0], [0.0], "mst", None, 0.0, info
 
@@ -174,7 +178,8 @@ def certified_persistence(X, *, max_dim, coeff, target, kind, route, limit):
         # capped from the collapse radius of the matrix the prefix is built on, so the bound is tau
         margin = 2.0 * tau if truncate and tau > 0 else None
         raw, info["cut"] = _cut.exact_persistence(DU, max_dim=max_dim, threshold=np.inf, backend="gudhi",
-                                                  check=check, run=run, margin=margin)
+                                                  check=check, run=run, margin=margin,
+                                                  longest_tree_edge=longest_tree_edge)
         return raw
 
     raw = None

@@ -207,7 +207,8 @@ def radii(D: np.ndarray) -> tuple[float, float]:
     return enclosing, best
 
 
-def cut_persistence(D: np.ndarray, *, check, run, margin: float | None = None):
+def cut_persistence(D: np.ndarray, *, check, run, margin: float | None = None,
+                    longest_tree_edge: float | None = None):
     """H0 and H1 of the whole Rips filtration of ``D`` through the smallest certified prefix.
 
     ``check(threshold)`` is the memory guard (raises before a run that would not fit);
@@ -220,10 +221,19 @@ def cut_persistence(D: np.ndarray, *, check, run, margin: float | None = None):
     run is the prefix up to ``cap``: ``truncated`` is True, and the caller bounds what lies beyond
     (see :func:`truncation_bound`) from ``collapse_radius`` (the record's; at most the enclosing
     radius), from which on every complex is contractible: a run that reaches it is exact.
+
+    ``longest_tree_edge``: the longest edge of a minimum spanning tree of ``D``, when the caller has
+    it (the H0 diagram's last finite death). Tree edges have no strict witness (a witness ``w`` of a
+    tree edge ``uv`` would let ``uw`` or ``wv``, both shorter, replace it: the tree would not be
+    minimal), so it is a lower bound of ``L``; when it already reaches the cap, the run is the
+    prefix up to the cap whatever ``L`` is, and the witness pass (seconds at 10,000 points) is
+    skipped: the record's ``birth_bound`` is then that lower bound, ``birth_bound_exact`` False.
     """
     enclosing, cone = radii(D)
     cap = float("inf") if margin is None else max(cone - margin, 0.0)
-    L = min(h1_birth_bound(D), cone)  # no H1 class is born where every complex is contractible
+    exact_L = not (longest_tree_edge is not None and cap < cone and longest_tree_edge >= cap)
+    # no H1 class is born where every complex is contractible
+    L = min(h1_birth_bound(D), cone) if exact_L else float(longest_tree_edge)
     sample = None
     t = L   # inf (or >= cone): nothing to gain, the whole filtration in one run
     thresholds = []
@@ -257,8 +267,9 @@ def cut_persistence(D: np.ndarray, *, check, run, margin: float | None = None):
             sample = pair_sample(D)
         t = next_threshold(t, sample)
     alive = 0 if t >= cone else int(np.isinf(h1[:, 1]).sum())
-    truncated = bool(t < cone and (alive > 0 or t < L))
-    return raw, {"birth_bound": L, "cut": t, "thresholds": thresholds, "enclosing_radius": enclosing,
+    # below L (or L unknown) a class may still be born after the cut
+    truncated = bool(t < cone and (alive > 0 or t < L or not exact_L))
+    return raw, {"birth_bound": L, "birth_bound_exact": exact_L, "cut": t, "thresholds": thresholds, "enclosing_radius": enclosing,
                  "collapse_radius": cone, "truncated": truncated, "alive": alive}
 
 
@@ -283,13 +294,14 @@ def applies(D, *, max_dim: int, threshold: float, backend: str) -> bool:
 
 
 def exact_persistence(D, *, max_dim: int, threshold: float, backend: str, check, run,
-                      margin: float | None = None):
+                      margin: float | None = None, longest_tree_edge: float | None = None):
     """The raw diagrams of the Rips filtration of ``D`` up to ``threshold``, and the cut's record
     (None when the whole complex ran): through :func:`cut_persistence` where :func:`applies`,
     else ``check(threshold)`` then ``run(threshold)``. With a ``margin`` no run goes beyond the
-    collapse radius minus it (the record then says whether the result is ``truncated``)."""
+    collapse radius minus it (the record then says whether the result is ``truncated``);
+    ``longest_tree_edge`` as in :func:`cut_persistence`."""
     if applies(D, max_dim=max_dim, threshold=threshold, backend=backend):
-        return cut_persistence(D, check=check, run=run, margin=margin)
+        return cut_persistence(D, check=check, run=run, margin=margin, longest_tree_edge=longest_tree_edge)
     if margin is not None and np.isinf(threshold) and isinstance(D, np.ndarray):
         enclosing, cone = radii(D)
         cap = max(cone - margin, 0.0)
