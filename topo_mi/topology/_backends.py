@@ -141,7 +141,7 @@ def sparse_degree_order(row: np.ndarray, col: np.ndarray, n: int) -> tuple[np.nd
     triangles on that edge that it dominates). Numbering the dense part of the graph last makes
     far more of the pairs apparent: on 10,451 MiniLM token vectors (last layer, 10.1 M edges at
     scale 8.3) the H0-H1 reduction takes 14 s against 30 s in the input's order and 126 s in the
-    reverse (densest first); ``bench_hotpaths.py --rows order`` measures it. The diagrams do not
+    reverse (densest first). The diagrams do not
     depend on it: the persistence pairs of positive length are the filtration's, however its
     ties are broken (tested against the input order).
     """
