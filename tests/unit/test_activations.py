@@ -334,3 +334,17 @@ def test_in_place_op_after_a_recorded_layer_does_not_alter_it():
     np.testing.assert_array_equal(acts["0"], h.numpy())
     assert (acts["0"] < 0).any()
     np.testing.assert_array_equal(acts["1"], torch.relu(h).numpy())
+
+
+def test_in_place_op_after_a_recorded_layer_does_not_alter_the_store(tmp_path):
+    # to a store the hook writes the Linear's output out before ReLU(inplace=True) overwrites it
+    g = torch.Generator().manual_seed(0)
+    m = nn.Sequential(nn.Linear(8, 64), nn.ReLU(inplace=True))
+    X = torch.randn(300, 8, generator=g)
+    acts = collect(m, X, layers=["0", "1"], batch_size=64, progress=False, store=tmp_path / "s")
+    with torch.no_grad():
+        h = m[0](X)
+    np.testing.assert_array_equal(np.asarray(acts["0"]), h.numpy())
+    assert (np.asarray(acts["0"]) < 0).any()
+    np.testing.assert_array_equal(np.asarray(acts["1"]), torch.relu(h).numpy())
+    assert Activations.load(tmp_path / "s", verify=True).n_samples == 300

@@ -250,9 +250,8 @@ def test_cli_cached_activations_altered_on_disk(tmp_path, monkeypatch, capsys):
 
 
 def test_a_failed_write_is_raised_and_leaves_a_resumable_prefix(tmp_path, ref, monkeypatch):
-    """Writes run on the writer thread while the forward goes on; a write that fails there (a full
-    disk) is raised by the collection, its batch is not recorded, and the next call resumes from
-    the recorded prefix to the same bytes."""
+    """A write that fails (a full disk) is raised by the collection, its batch is not recorded, and
+    the next call resumes from the recorded prefix to the same bytes."""
     from topo_mi.activations import _store
 
     real = _store.StoreWriter._write
@@ -275,3 +274,15 @@ def test_a_failed_write_is_raised_and_leaves_a_resumable_prefix(tmp_path, ref, m
     assert m.calls == 5 - 2  # batches 0 and 1 were kept
     for n in LAYERS:
         assert np.asarray(out[n]).tobytes() == ref[n].tobytes()
+
+
+def test_the_store_checksum_is_zlibs_crc32():
+    # ISA-L's CRC-32 where installed: the same values as zlib's, so stores stay readable either way
+    import zlib
+
+    from topo_mi.activations import _store
+
+    b = np.random.default_rng(0).integers(0, 256, size=1_000_003, dtype=np.uint8).tobytes()
+    assert _store.crc32(b) == zlib.crc32(b)
+    assert _store.crc32(b[500:], _store.crc32(b[:500])) == zlib.crc32(b)
+    assert _store.crc_bytes(np.frombuffer(b[:1_000_000], np.float32)) == zlib.crc32(b[:1_000_000])
