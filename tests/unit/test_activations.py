@@ -1,4 +1,6 @@
 """Activation collection: exactness against manual forwards, the store, resume, adapters, errors."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -245,8 +247,8 @@ def test_store_roundtrip_resume_and_mismatch(tmp_path):
         collect(flaky, X, layers=["inner.fc1", "inner.act2"], batch_size=64, store=tmp_path / "s",
                 progress=False, sample_ids=ids)
     assert all(not mod._forward_hooks for mod in flaky.modules())
-    parts = sorted(p.name for p in (tmp_path / "s" / "journal").glob("b*.json"))
-    assert parts == [f"b{k:06d}.json" for k in range(4)]
+    log = (tmp_path / "s" / "journal" / "batches.jsonl").read_text().splitlines()
+    assert [json.loads(line)["k"] for line in log] == list(range(4))
     flaky.calls = 0
     flaky.fail_at = 0
     resumed = collect(flaky, X, layers=["inner.fc1", "inner.act2"], batch_size=64, store=tmp_path / "s",

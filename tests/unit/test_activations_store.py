@@ -122,11 +122,13 @@ def test_flipped_byte_in_a_batch_of_an_interrupted_run(tmp_path, ref):
 def test_edited_row_count_of_an_interrupted_run(tmp_path, ref):
     s = tmp_path / "s"
     _interrupted(s)
-    entry = s / "journal" / "b000002.json"
-    doc = json.loads(entry.read_text())
+    log = s / "journal" / "batches.jsonl"
+    lines = log.read_text().splitlines()
+    doc = json.loads(lines[2])
     doc["rows"] += 2
-    entry.write_text(json.dumps(doc))
-    with pytest.raises(StoreCorruptedError, match="journal/b000002.json"):
+    lines[2] = json.dumps(doc)
+    log.write_text("\n".join(lines) + "\n")
+    with pytest.raises(StoreCorruptedError, match="journal/batches.jsonl line 3"):
         _collect(s)
     fixed = _collect(s, repair=True)
     assert fixed.n_samples == 300
@@ -266,8 +268,8 @@ def test_a_failed_write_is_raised_and_leaves_a_resumable_prefix(tmp_path, ref, m
     monkeypatch.setattr(_store.StoreWriter, "_write", failing)
     with pytest.raises(OSError, match="No space left"):
         _collect(tmp_path / "s")
-    journal = sorted(p.name for p in (tmp_path / "s" / _store.JOURNAL).glob("b*.json"))
-    assert journal == ["b000000.json", "b000001.json"]
+    log = (tmp_path / "s" / _store.JOURNAL / _store.LOG).read_text().splitlines()
+    assert [json.loads(line)["k"] for line in log] == [0, 1]
     monkeypatch.setattr(_store.StoreWriter, "_write", real)
     m = Flaky()
     out = _collect(tmp_path / "s", m)
@@ -286,3 +288,39 @@ def test_the_store_checksum_is_zlibs_crc32():
     assert _store.crc32(b) == zlib.crc32(b)
     assert _store.crc32(b[500:], _store.crc32(b[:500])) == zlib.crc32(b)
     assert _store.crc_bytes(np.frombuffer(b[:1_000_000], np.float32)) == zlib.crc32(b[:1_000_000])
+
+
+def test_a_journal_line_cut_short_is_an_unrecorded_batch(tmp_path, ref):
+    # an interruption in the middle of appending batch 3's line: no damage, batch 3 is recomputed
+    s = tmp_path / "s"
+    _interrupted(s)
+    log = s / "journal" / "batches.jsonl"
+    lines = log.read_text().splitlines()
+    assert len(lines) == 3
+    log.write_text("\n".join(lines) + "\n" + lines[0][:17])
+    m = Flaky()
+    out = _collect(s, m)
+    assert m.calls == 5 - 3
+    for n in LAYERS:
+        assert np.asarray(out[n]).tobytes() == ref[n].tobytes()
+
+
+def test_an_interrupted_collection_in_the_one_file_per_batch_journal_resumes(tmp_path, ref):
+    # the earlier journal layout (journal/b000042.json per batch) is read, and moved into the log
+    s = tmp_path / "s"
+    _interrupted(s)
+    log = s / "journal" / "batches.jsonl"
+    for line in log.read_text().splitlines():
+        k = json.loads(line)["k"]
+        (s / "journal" / f"b{k:06d}.json").write_text(line)
+    log.unlink()
+    m = Flaky()
+    again = Flaky(fail_at=2)  # resumes from batch 3, fails in batch 4: the log now holds 0-3
+    with pytest.raises(RuntimeError, match="interrupted"):
+        _collect(s, again)
+    assert not list((s / "journal").glob("b*.json"))
+    assert [json.loads(x)["k"] for x in log.read_text().splitlines()] == [0, 1, 2, 3]
+    out = _collect(s, m)
+    assert m.calls == 1
+    for n in LAYERS:
+        assert np.asarray(out[n]).tobytes() == ref[n].tobytes()

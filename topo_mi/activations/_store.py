@@ -12,12 +12,16 @@ Layout of a store folder (format ``topo_mi.activations/2``)::
     token_index.npy      optional, int64 (n, 2): (sequence id, position) of each token row
     tokens.npy           optional, str: the token of each row
 
-While :func:`topo_mi.collect` streams into a store, each batch's rows are appended to the layer
-files and then a journal entry ``journal/b000042.json`` (its rows, the hash of its inputs, the CRC of
-its region of every layer file, and a checksum of the entry itself) is renamed into place; per-batch
-labels and token positions sit beside it in ``b000042.npz``. A re-run with the same arguments
-verifies the finished batches, checks that each input batch hashes the same, and computes the rest;
-the manifest is written last. The checksums are CRC-32 (ISA-L where installed, ~24 GB/s; zlib gives the same values, ~4 GB/s): they catch accidental
+While :func:`topo_mi.collect` streams into a store, each batch's rows are written to the layer
+files and then its journal entry (its rows, the hash of its inputs, the CRC of its region of every
+layer file, and a checksum of the entry itself) is appended as one line to ``journal/batches.jsonl``;
+per-batch token positions sit beside it in ``b000042.npz``. A batch is recorded once its whole line
+is there: a last line cut short by an interruption is a batch not recorded, any other line that
+fails its checksum is damage. (One file renamed into place per batch, the earlier layout, is still
+read on resume; it cost 0.3 s of the 1.2 s a 4 x 512 MLP on 50,000 inputs took to a store, the
+forward 0.6 s: 49 file creations and renames slowed the page-cache writes of the rows around them.)
+A re-run with the same arguments verifies the finished batches, checks that each input batch hashes
+the same, and computes the rest; the manifest is written last. The checksums are CRC-32 (ISA-L where installed, ~24 GB/s; zlib gives the same values, ~4 GB/s): they catch accidental
 damage (a flipped byte, a truncated or edited file, a torn write after a power loss), not tampering.
 Verifying reads every byte once; ``verify=False`` skips it for trusted stores.
 """
@@ -41,6 +45,7 @@ OLD_FORMATS = ("topo_mi.activations/1",)
 MANIFEST = "activations.json"
 PROGRESS = "collect.json"
 JOURNAL = "journal"
+LOG = "batches.jsonl"  # the journal's log: one sealed JSON entry per line, appended per batch
 REGION_ROWS = 65536  # rows per checksummed region in stores written by Activations.save
 SMALL = ("sample_ids", "labels", "token_index", "tokens")
 _CHUNK = 1 << 24  # bytes hashed at a time when streaming a file
@@ -343,32 +348,52 @@ class StoreWriter:
                                               "format": STORE_FORMAT})
         self.journal.mkdir(exist_ok=True)
         self._fh: dict[int, int] = {}  # layer index -> file descriptor
+        self._log = None  # the journal's log, opened for appending on the first commit
         self._next_k = len(self.done)
 
     # -- resume --------------------------------------------------------------------------------
-    def _entry_path(self, k: int) -> Path:
-        return self.journal / f"b{k:06d}.json"
-
     def _extras_path(self, k: int) -> Path:
         return self.journal / f"b{k:06d}.npz"
 
-    def _load_journal(self, repair: bool) -> None:
+    def _read_entries(self) -> tuple[dict[int, dict], dict[str, Any], list[int]]:
+        """The journal's entries by batch, the damaged ones, and the byte offset after each line
+        of the log. A final line without its newline is a write cut short by the interruption (its
+        batch is simply not recorded); any other line that does not parse or fails its checksum
+        is damage. Entries of the older layout (one ``b000042.json`` per batch) are read too."""
         entries: dict[int, dict] = {}
         damaged: dict[str, Any] = {}
-        if self.journal.is_dir():
-            for f in sorted(self.journal.iterdir()):
-                if f.name.startswith("."):
-                    f.unlink(missing_ok=True)  # an interrupted, never-renamed entry
-                    continue
-                if f.suffix != ".json":
-                    continue
-                k = int(f.stem[1:])
+        ends: list[int] = []
+        if not self.journal.is_dir():
+            return entries, damaged, ends
+        for f in sorted(self.journal.iterdir()):
+            if f.name.startswith("."):
+                f.unlink(missing_ok=True)  # an interrupted, never-renamed file
+            elif f.suffix == ".json" and f.stem[:1] == "b":  # the older layout
                 try:
                     e = read_json(f)
                     _check_sealed(e, f)
-                    entries[k] = e
-                except (StoreCorruptedError, json.JSONDecodeError, UnicodeDecodeError, ValueError):
+                    entries[int(e["k"])] = e
+                except (StoreCorruptedError, json.JSONDecodeError, UnicodeDecodeError, ValueError, KeyError):
                     damaged[f"{JOURNAL}/{f.name}"] = None
+        log = self.journal / LOG
+        if log.is_file():
+            data = log.read_bytes()
+            pos = 0
+            for line_no, line in enumerate(data.split(b"\n")[:-1], start=1):  # the last piece: cut short
+                pos += len(line) + 1
+                try:
+                    e = json.loads(line)
+                    _check_sealed(e, log)
+                    entries[int(e["k"])] = e
+                    ends.append(pos)
+                except (StoreCorruptedError, json.JSONDecodeError, UnicodeDecodeError, ValueError, KeyError,
+                        TypeError):
+                    damaged[f"{JOURNAL}/{LOG} line {line_no}"] = None
+                    break
+        return entries, damaged, ends
+
+    def _load_journal(self, repair: bool) -> None:
+        entries, damaged, _ = self._read_entries()
         # batches are written in order: keep the verified prefix 0..m-1
         good: dict[int, dict] = {}
         row = seq = 0
@@ -385,14 +410,13 @@ class StoreWriter:
                 break
             good[k] = e
             row, seq = e["row"] + e["rows"], e["seq"] + e["seqs"]
-        later = [k for k in entries if first_bad is not None and k > first_bad]
         if damaged and not repair:
             raise StoreCorruptedError(
                 f"store: the interrupted collection in {str(self.path)!r} is damaged: "
                 f"{', '.join(damaged)} fail their checksums; collect with repair=True recomputes the damaged "
                 "batches (or delete the store)", damaged=damaged)
-        for k in later + ([first_bad] if first_bad is not None and first_bad in entries else []):
-            self._entry_path(k).unlink(missing_ok=True)
+        later = [k for k in entries if k not in good]
+        for k in later:
             self._extras_path(k).unlink(missing_ok=True)
         if damaged and first_bad is not None:
             self.repaired = sorted({first_bad, *later})
@@ -400,9 +424,18 @@ class StoreWriter:
         self.next_row, self.next_seq = row, seq
         if good:
             self.dims = dict(good[0]["dims"])
+        # the log from here on holds exactly the verified prefix (older-layout entries moved in)
+        self.journal.mkdir(exist_ok=True)
+        tmp = self.journal / f".{LOG}"
+        with open(tmp, "w") as fh:
+            for k in range(len(good)):
+                fh.write(json.dumps(good[k]) + "\n")
+        os.replace(tmp, self.journal / LOG)
+        for f in self.journal.glob("b*.json"):
+            f.unlink(missing_ok=True)
 
     def _check_entry(self, k: int, e: dict, row: int, seq: int) -> dict:
-        name = f"{JOURNAL}/{self._entry_path(k).name}"
+        name = f"{JOURNAL}/{LOG} (batch {k})"
         if e.get("row") != row or e.get("seq") != seq or set(e.get("dims", {})) != set(self.layer_names):
             return {name: None}
         for i, layer in enumerate(self.layer_names):
@@ -491,10 +524,10 @@ class StoreWriter:
                          "seqs": int(seqs), "input_hash": input_hash, "crc": dict(self._crcs),
                          "dims": {n: int(self.dims[n]) for n in self.layer_names},
                          "extras_crc": extras_crc})
-        tmp = self.journal / f".b{k:06d}.json"
-        with open(tmp, "w") as fh:
-            json.dump(entry, fh)
-        os.replace(tmp, self._entry_path(k))  # atomic: a batch is either recorded or absent
+        if self._log is None:
+            self._log = open(self.journal / LOG, "a", encoding="utf-8")
+        self._log.write(json.dumps(entry) + "\n")  # one line per batch, appended: a batch is recorded
+        self._log.flush()  # once its whole line (newline included) is in the log
         self.done[k] = entry
         self._next_k = k + 1
         self.next_row += int(rows)
@@ -504,6 +537,9 @@ class StoreWriter:
         for fd in self._fh.values():
             os.close(fd)
         self._fh.clear()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def finalize(self, n_batches: int, *, extras: dict, meta: dict, inputs: dict) -> None:
         self.close()
