@@ -68,17 +68,8 @@ def bare_forward(model, batches, kw=False):
 
 
 def mlp_case(n, repeat):
-    g = torch.Generator().manual_seed(0)
-    layers = []
-    d = 64
-    for i in range(4):
-        layers += [nn.Linear(d, 512), nn.ReLU()]
-        d = 512
-    model = nn.Sequential(*layers, nn.Linear(512, 10))
-    X = torch.randn(n, 64, generator=g)
-    bs = 1024
-    batches = [X[i:i + bs] for i in range(0, n, bs)]
-    names = [str(i) for i in range(1, 8, 2)]
+    model, X, batches, names = _mlp(n)
+    bs = batches[0].shape[0]
     def to_disk():
         tm.collect(model, X, layers=names, batch_size=bs, progress=False, store=fresh_store())
 
@@ -207,6 +198,162 @@ def pages_case(repeat, mb=100):
     return mb, t_huge, t_small, t_t / reps, t_n / reps
 
 
+def _populate_one_call(shape):
+    """The result mapping populated in one ``madvise`` call (the GIL held), as before the per-core
+    slices of ``_empty_prefaulted``."""
+    import mmap
+
+    nbytes = int(np.prod(shape)) * 4
+    buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    buf.madvise(mmap.MADV_HUGEPAGE)
+    buf.madvise(23)  # MADV_POPULATE_WRITE
+    return np.frombuffer(buf, dtype=np.float32).reshape(shape)
+
+
+def variants_case(n, repeat):
+    """The choices inside ``collect``, each against what it replaced, written as hand-made hooks
+    on the MLP case so that only the choice differs (contenders interleaved):
+
+    in memory: numpy's assignment or torch's threaded ``copy_`` into the result, the result from
+    ``np.empty`` (pages fault in on first touch) or populated up front (``_empty_prefaulted``);
+    population in one call or one slice per core. To raw files: the write and its CRC-32 in the
+    hook, or on a writer thread whose batch is awaited after the next batch's forward; the
+    checksum through zlib or ISA-L; per batch no journal, an entry file renamed into place (the
+    earlier layout), or a line appended to one log (``collect``'s)."""
+    import json
+    import zlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    from topo_mi.activations._collect import _empty_prefaulted
+    from topo_mi.activations._store import crc32 as isal_crc32
+
+    model, X, batches, names = _mlp(n)
+    mods = dict(model.named_modules())
+
+    def run(hook_for, after_batch=None, finish=None):
+        handles = [mods[nm].register_forward_hook(hook_for(nm)) for nm in names]
+        try:
+            with torch.no_grad():
+                for k, b in enumerate(batches):
+                    model(b)
+                    if after_batch:
+                        after_batch(k, b.shape[0])
+        finally:
+            for h in handles:
+                h.remove()
+            if finish:
+                finish()
+
+    def in_memory(alloc, copy):
+        return lambda: _in_memory(alloc, copy)
+
+    def _in_memory(alloc, copy):
+        out, pos = {}, [0]
+
+        def hook_for(name):
+            def hook(_m, _i, o):
+                a = out.get(name)
+                if a is None:
+                    a = out[name] = alloc((n, o.shape[1]))
+                dst = a[pos[0]:pos[0] + o.shape[0]]
+                if copy == "torch":
+                    torch.from_numpy(dst).copy_(o)
+                else:
+                    dst[...] = o.numpy()
+            return hook
+
+        run(hook_for, lambda k, rows: pos.__setitem__(0, pos[0] + rows))
+        return out
+
+    def to_files(crc, journal=None, thread=False):
+        def go():
+            folder = os.path.dirname(fresh_store())
+            os.makedirs(folder, exist_ok=True)
+            fds = {nm: os.open(os.path.join(folder, f"{nm}.f32"), os.O_RDWR | os.O_CREAT, 0o644) for nm in names}
+            log = open(os.path.join(folder, "batches.jsonl"), "a") if journal == "append" else None
+            pool = ThreadPoolExecutor(1) if thread else None
+            state = {"row": 0, "crcs": {}, "pending": [], "prev": []}
+
+            def write(nm, data, off):
+                buf = memoryview(data).cast("B")
+                os.pwrite(fds[nm], buf, off)
+                return nm, crc(buf)
+
+            def hook_for(nm):
+                def hook(_m, _i, o):
+                    off = state["row"] * o.shape[1] * 4
+                    if pool:
+                        state["pending"].append(pool.submit(write, nm, o.numpy().copy(), off))
+                    else:
+                        state["crcs"].update([write(nm, o.numpy(), off)])
+                return hook
+
+            def after(k, rows):
+                if pool:  # the previous batch's writes are awaited after this batch's forward
+                    state["crcs"].update(f.result() for f in state["prev"])
+                    state["prev"], state["pending"] = state["pending"], []
+                entry = json.dumps({"k": k, "row": state["row"], "crc": state["crcs"]})
+                if journal == "rename":
+                    tmp = os.path.join(folder, f".b{k:06d}.json")
+                    with open(tmp, "w") as fh:
+                        fh.write(entry)
+                    os.replace(tmp, os.path.join(folder, f"b{k:06d}.json"))
+                elif journal == "append":
+                    log.write(entry + "\n")
+                    log.flush()
+                state["row"] += rows
+
+            def finish():
+                if pool:
+                    for f in state["prev"]:
+                        f.result()
+                    pool.shutdown()
+                for fd in fds.values():
+                    os.close(fd)
+                if log:
+                    log.close()
+
+            run(hook_for, after, finish)
+        return go
+
+    def populate(alloc):
+        return lambda: [alloc((n, 512)) for _ in names]
+
+    fns = {
+        "bare forward": lambda: bare_forward(model, batches),
+        "memory: numpy copy into np.empty": in_memory(lambda s: np.empty(s, np.float32), "numpy"),
+        "memory: torch copy into np.empty": in_memory(lambda s: np.empty(s, np.float32), "torch"),
+        "memory: numpy copy into populated pages": in_memory(_empty_prefaulted, "numpy"),
+        "memory: torch copy into populated pages (collect)": in_memory(_empty_prefaulted, "torch"),
+        "files: writer thread, zlib, no journal": to_files(zlib.crc32, thread=True),
+        "files: writer thread, ISA-L, no journal": to_files(isal_crc32, thread=True),
+        "files: in the hook, zlib, no journal": to_files(zlib.crc32),
+        "files: in the hook, ISA-L, no journal": to_files(isal_crc32),
+        "files: in the hook, ISA-L, entry file renamed per batch": to_files(isal_crc32, "rename"),
+        "files: in the hook, ISA-L, line appended per batch (collect)": to_files(isal_crc32, "append"),
+    }
+    from topo_mi.activations._collect import _PREFAULT_MIN_BYTES
+
+    if n * 512 * 4 >= _PREFAULT_MIN_BYTES:  # smaller results are plain np.empty: nothing to populate
+        fns["populate the result: one madvise call"] = populate(_populate_one_call)
+        fns["populate the result: one slice per core (collect)"] = populate(_empty_prefaulted)
+    times = interleaved(list(fns.values()), repeat)
+    return n, list(zip(fns, times))
+
+
+def _mlp(n):
+    g = torch.Generator().manual_seed(0)
+    layers = []
+    d = 64
+    for _ in range(4):
+        layers += [nn.Linear(d, 512), nn.ReLU()]
+        d = 512
+    model = nn.Sequential(*layers, nn.Linear(512, 10)).eval()
+    X = torch.randn(n, 64, generator=g)
+    bs = 1024
+    return model, X, [X[i:i + bs] for i in range(0, n, bs)], [str(i) for i in range(1, 8, 2)]
+
+
 def iter_batches_case(n, d, repeat, batch_size=1024):
     """Rows/s of shuffled and in-order iter_batches over a memory-mapped store, against reading
     the memmap in order in batch-sized slices (the cheapest possible read)."""
@@ -239,8 +386,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, one repeat")
     ap.add_argument("--repeat", type=int, default=None, help="timed rounds (default 5, 1 with --quick)")
-    ap.add_argument("--cases", default="mlp,minilm,tokens,iter,pages",
-                    help="comma-separated subset of mlp, minilm, tokens, iter, pages")
+    ap.add_argument("--cases", default="mlp,minilm,tokens,iter,pages,variants",
+                    help="comma-separated subset of mlp, minilm, tokens, iter, pages, variants")
     ap.add_argument("--cpu-time", action="store_true",
                     help="one thread, and this process's CPU seconds instead of wall seconds (steadier on a "
                          "machine shared with other jobs; excludes time blocked on disk)")
@@ -285,6 +432,13 @@ def main():
               f"{t_huge:.4f} s, MAP_POPULATE (4 KiB) {t_small:.4f} s ({t_small / t_huge:.2f}x); finiteness check of "
               f"a 1024 x 512 batch: torch sum {1e6 * t_t:.0f} us, numpy sum {1e6 * t_n:.0f} us ({t_n / t_t:.1f}x)",
               flush=True)
+    if "variants" in cases:
+        for size in ((10_000,) if args.quick else (10_000, 50_000)):
+            nv, rows = variants_case(size, repeat)
+            base = rows[0][1]
+            print(f"\nthe choices inside collect, MLP 4x512, n={nv:,} (hand-made hooks; ratio to the bare forward)")
+            for name, t in rows:
+                print(f"{name:<64} {t:>8.3f} s {t / base:>6.2f}")
     if "iter" not in cases:
         return
     n, d, t_ref, t_shuf, t_seq = iter_batches_case(20_000 if args.quick else 200_000, 384, repeat)

@@ -423,6 +423,29 @@ def test_betti_profile_process_executor_gives_identical_results(layers):
     np.testing.assert_array_equal(a.boot_betti_numbers, b.boot_betti_numbers)
 
 
+def test_betti_profile_costliest_first_keeps_the_layer_order():
+    # layers of unequal cost (the dense one has most pairs below the threshold): a pool runs the
+    # costliest first, and every result still lands at its layer (bootstrap resamples included)
+    from topo_mi.pipelines.topology import _cost_hint
+
+    rng = np.random.default_rng(0)
+    layers = {"spread": 3.0 * rng.normal(size=(60, 3)), "dense": 0.3 * rng.normal(size=(60, 3)),
+              "mid": rng.normal(size=(60, 3))}
+    kw = dict(max_dim=1, metric="euclidean", threshold=1.0, max_error=None, max_relative_error=None,
+              n_landmarks=None)
+    hints = {k: _cost_hint(v, None, **kw) for k, v in layers.items()}
+    assert hints["dense"] > hints["mid"] > hints["spread"]
+    rows = np.arange(0, 60, 2)
+    assert _cost_hint(layers["dense"], rows, **kw) < hints["dense"]  # fewer rows: cheaper
+    a = betti_profile(layers, threshold=1.0, seed=3, n_boot=1)
+    b = betti_profile(layers, threshold=1.0, seed=3, n_boot=1, executor="process")
+    np.testing.assert_array_equal(a.betti_curves, b.betti_curves)
+    np.testing.assert_array_equal(a.boot_betti_numbers, b.boot_betti_numbers)
+    for ra, rb in zip(a.results, b.results):
+        for da, db in zip(ra.diagrams, rb.diagrams):
+            np.testing.assert_array_equal(da, db)
+
+
 def test_betti_profile_accepts_activations(layers):
     from topo_mi.activations import Activations
 

@@ -505,7 +505,6 @@ class _MemorySink:
     def __init__(self, names, total):
         self.total = total
         self.out: dict[str, list[np.ndarray]] = {n: [] for n in names}
-        self._views: dict[str, Any] = {}  # torch views of the preallocated results
         self.row = 0
 
     def __call__(self, name, arr, fresh):
@@ -513,17 +512,21 @@ class _MemorySink:
         if chunks and chunks[0].shape[1] != arr.shape[1]:
             _dim_changed(name, chunks[0].shape[1], arr.shape[1])
         if self.total is not None:
-            import torch
-
             if not chunks:
                 chunks.append(_empty_prefaulted((self.total, arr.shape[1])))
-                self._views[name] = torch.from_numpy(chunks[0])
             if self.row + arr.shape[0] > self.total:
                 raise InvalidParameterError(
                     f"inputs: more rows than the {self.total} expected (from the attention mask) at layer {name!r}")
-            # torch's copy runs on the intra-op threads (numpy's on one): MLP 4 x 512, 50,000 inputs,
-            # 0.73 s against 0.82 s in all (bare forward 0.60 s; benchmarks/bench_collect.py)
-            self._views[name][self.row:self.row + arr.shape[0]].copy_(torch.from_numpy(arr))
+            dst = chunks[0][self.row:self.row + arr.shape[0]]
+            if chunks[0].nbytes >= _PREFAULT_MIN_BYTES:
+                # into populated pages torch's copy (on the intra-op threads) beats numpy's (on one);
+                # into pages that fault in on first touch it does not: the threads' faults contend
+                # (benchmarks/bench_collect.py --cases variants)
+                import torch
+
+                torch.from_numpy(dst).copy_(torch.from_numpy(arr))
+            else:
+                dst[...] = arr
         else:
             chunks.append(arr if fresh else arr.copy())
 
@@ -531,11 +534,7 @@ class _MemorySink:
         return {n: (np.concatenate(self.out[n]) if len(self.out[n]) > 1 else self.out[n][0]) for n in names}
 
 
-# smaller results: np.empty. From 4 MiB on the populated mapping pays: torch's threaded copy into
-# pages that fault in on first touch is slower than numpy's (the two threads' faults contend):
-# MLP 4 x 512 on 10,000 inputs (20 MB a layer), 1.22-1.45x a bare forward with numpy's copy into
-# np.empty, 1.61-1.62x with torch's, 1.23-1.39x with torch's into populated pages
-_PREFAULT_MIN_BYTES = 4 << 20
+_PREFAULT_MIN_BYTES = 64 << 20  # smaller results: np.empty (the allocator's pages are as good)
 _MADV_POPULATE_WRITE = 23  # Linux >= 5.14; older kernels refuse it (EINVAL) and pages fault in on use
 
 
@@ -550,7 +549,7 @@ def _empty_prefaulted(shape) -> np.ndarray:
     (``MADV_POPULATE_WRITE``); where either is refused the mapping is populated at creation
     (``MAP_POPULATE``, 4 KiB pages). Measured per 100 MB: 0.026 s to populate and fill against
     0.041 s with ``MAP_POPULATE`` alone. The kernel zeroes the pages as it maps them; that is split
-    across the cores (0.025 s against 0.040 s for 410 MB on 2 cores).
+    across the cores (``benchmarks/bench_collect.py --cases variants``).
     """
     import mmap
 

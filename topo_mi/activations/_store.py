@@ -18,8 +18,7 @@ layer file, and a checksum of the entry itself) is appended as one line to ``jou
 per-batch token positions sit beside it in ``b000042.npz``. A batch is recorded once its whole line
 is there: a last line cut short by an interruption is a batch not recorded, any other line that
 fails its checksum is damage. (One file renamed into place per batch, the earlier layout, is still
-read on resume; it cost 0.3 s of the 1.2 s a 4 x 512 MLP on 50,000 inputs took to a store, the
-forward 0.6 s: 49 file creations and renames slowed the page-cache writes of the rows around them.)
+read on resume.)
 A re-run with the same arguments verifies the finished batches, checks that each input batch hashes
 the same, and computes the rest; the manifest is written last. The checksums are CRC-32 (ISA-L where installed, ~24 GB/s; zlib gives the same values, ~4 GB/s): they catch accidental
 damage (a flipped byte, a truncated or edited file, a torn write after a power loss), not tampering.
@@ -349,22 +348,19 @@ class StoreWriter:
         self.journal.mkdir(exist_ok=True)
         self._fh: dict[int, int] = {}  # layer index -> file descriptor
         self._log = None  # the journal's log, opened for appending on the first commit
-        self._next_k = len(self.done)
 
     # -- resume --------------------------------------------------------------------------------
     def _extras_path(self, k: int) -> Path:
         return self.journal / f"b{k:06d}.npz"
 
-    def _read_entries(self) -> tuple[dict[int, dict], dict[str, Any], list[int]]:
-        """The journal's entries by batch, the damaged ones, and the byte offset after each line
-        of the log. A final line without its newline is a write cut short by the interruption (its
+    def _read_entries(self) -> tuple[dict[int, dict], dict[str, Any]]:
+        """The journal's entries by batch and the damaged ones. A final line without its newline is a write cut short by the interruption (its
         batch is simply not recorded); any other line that does not parse or fails its checksum
         is damage. Entries of the older layout (one ``b000042.json`` per batch) are read too."""
         entries: dict[int, dict] = {}
         damaged: dict[str, Any] = {}
-        ends: list[int] = []
         if not self.journal.is_dir():
-            return entries, damaged, ends
+            return entries, damaged
         for f in sorted(self.journal.iterdir()):
             if f.name.startswith("."):
                 f.unlink(missing_ok=True)  # an interrupted, never-renamed file
@@ -377,23 +373,20 @@ class StoreWriter:
                     damaged[f"{JOURNAL}/{f.name}"] = None
         log = self.journal / LOG
         if log.is_file():
-            data = log.read_bytes()
-            pos = 0
-            for line_no, line in enumerate(data.split(b"\n")[:-1], start=1):  # the last piece: cut short
-                pos += len(line) + 1
+            lines = log.read_bytes().split(b"\n")[:-1]  # the last piece: empty, or a line cut short
+            for line_no, line in enumerate(lines, start=1):
                 try:
                     e = json.loads(line)
                     _check_sealed(e, log)
                     entries[int(e["k"])] = e
-                    ends.append(pos)
                 except (StoreCorruptedError, json.JSONDecodeError, UnicodeDecodeError, ValueError, KeyError,
                         TypeError):
                     damaged[f"{JOURNAL}/{LOG} line {line_no}"] = None
                     break
-        return entries, damaged, ends
+        return entries, damaged
 
     def _load_journal(self, repair: bool) -> None:
-        entries, damaged, _ = self._read_entries()
+        entries, damaged = self._read_entries()
         # batches are written in order: keep the verified prefix 0..m-1
         good: dict[int, dict] = {}
         row = seq = 0
@@ -477,7 +470,7 @@ class StoreWriter:
         return fd
 
     def begin_batch(self, k: int) -> None:
-        if k != self._next_k:  # pragma: no cover - guarded by collect
+        if k != len(self.done):  # pragma: no cover - guarded by collect
             raise StoreMismatchError(f"store: batch {k} written out of order")
         self._crcs: dict[str, int] = {}
         self._rows = None
@@ -489,9 +482,8 @@ class StoreWriter:
 
         The write is done right here rather than on a writer thread: the forward's own threads
         keep the cores busy (OpenMP's workers spin between operations), so a third thread gets
-        its time slices late and the forward waits on it more than the write itself takes
-        (``benchmarks/bench_collect.py``: MLP 4 x 512, 50,000 inputs to a store, 0.81 s written in
-        the hook against 0.92 s through a writer thread one batch behind; bare forward 0.47 s)."""
+        its time slices late, and the rows need no copy (``benchmarks/bench_collect.py --cases
+        variants`` times both)."""
         i = self.layer_names.index(name)
         d = arr.shape[1]
         if self.dims.setdefault(name, d) != d:
@@ -529,7 +521,6 @@ class StoreWriter:
         self._log.write(json.dumps(entry) + "\n")  # one line per batch, appended: a batch is recorded
         self._log.flush()  # once its whole line (newline included) is in the log
         self.done[k] = entry
-        self._next_k = k + 1
         self.next_row += int(rows)
         self.next_seq += int(seqs)
 

@@ -148,24 +148,26 @@ PROGRESS_AFTER_S = 3.0
 _HINT_SAMPLE = 256
 
 
-def _cost_hint(X, *, max_dim, metric, threshold, max_error, max_relative_error, n_landmarks) -> float:
-    """A rough relative cost of one layer's persistence, used only to hand the costliest layers to
-    a pool first (each worker takes the next task when free: the longest task started last leaves
-    the others idle). Never changes a result. From a fixed subsample: the fraction ``f`` of its
-    pairs within the scale the complex is built to (the threshold, or the enclosing radius minus
-    twice the asked error), and ``n^(k+2) f^(k+1)`` for ``max_dim = k`` (the cofaces scanned)."""
-    n = len(X)
+def _cost_hint(X, rows, *, max_dim, metric, threshold, max_error, max_relative_error, n_landmarks) -> float:
+    """A rough relative cost of one layer's persistence (its rows ``rows``, or all of them), used
+    only to hand the costliest layers to a pool first (each worker takes the next task when free:
+    the longest task started last leaves the others idle). Never changes a result. From a fixed
+    subsample: the fraction ``f`` of its pairs within the scale the complex is built to (the
+    threshold, or the enclosing radius minus twice the asked error), and ``n^(k+2) f^(k+1)`` for
+    ``max_dim = k`` (the cofaces scanned)."""
+    from topo_mi.topology._metrics import distance_matrix_of
+
+    n = len(X) if rows is None else len(rows)
     if max_dim == 0 or metric != "euclidean" or n_landmarks is not None or n < 3:
         return float(n)
     pick = np.sort(np.random.default_rng(0).choice(n, size=min(n, _HINT_SAMPLE), replace=False))
     try:
-        S = np.asarray(X[pick], dtype=np.float64).reshape(len(pick), -1)
+        S = np.asarray(X[pick if rows is None else rows[pick]], dtype=np.float64).reshape(len(pick), -1)
     except (TypeError, ValueError, IndexError):  # an input without fancy indexing: no hint
         return float(n)
     if not np.isfinite(S).all():
         return float(n)
-    sq = (S * S).sum(axis=1)
-    D = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2.0 * (S @ S.T), 0.0))
+    D = distance_matrix_of(S, "euclidean")
     R = float(D.max(axis=1).min())
     t = float(threshold) if threshold is not None else np.inf
     if max_error is not None:
@@ -410,8 +412,7 @@ def betti_profile(acts, *, layers=None, max_dim: int = 1, metric: str = "euclide
     if not isinstance(ex, SerialExecutor) and len(items) > 1:  # the costliest first (results stay in order)
         hint_kw = {k: kwargs.get(k) for k in ("max_dim", "metric", "threshold", "max_error",
                                               "max_relative_error", "n_landmarks")}
-        base = [_cost_hint(as_array(acts[name]) if rows is None else as_array(acts[name])[rows], **hint_kw)
-                for name in layers]
+        base = [_cost_hint(as_array(acts[name]), rows, **hint_kw) for name in layers]
         hints = base + [h * (m / n_used) ** (max_dim + 2) for _ in range(n_boot) for h in base]
         order = sorted(order, key=lambda i: -hints[i])
     done = ex.map(_persistence_task, [items[i] for i in order], desc="betti_profile", progress=False)
