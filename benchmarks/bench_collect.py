@@ -44,20 +44,60 @@ def _cleanup():
     _STORES.clear()
 
 
+PRIME_MB = 1024
+
+
+def prime_pages(mb=None):
+    """Map and touch ``mb`` MB of memory and free it again, so that the next allocations get pages
+    the host backs now. On a virtual machine whose balloon reports free pages to the host
+    (virtio-balloon free page reporting), memory that stays free for ~2 s is handed back and the next
+    first touch of it costs ~15x more (``--cases pages`` measures it); which contender gets such pages
+    would otherwise depend on the order of the rounds."""
+    import mmap
+
+    nbytes = (PRIME_MB if mb is None else mb) << 20
+    if nbytes <= 0:
+        return
+    buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    if hasattr(mmap, "MADV_HUGEPAGE"):  # freed as whole 2 MiB blocks, which large results are made of
+        buf.madvise(mmap.MADV_HUGEPAGE)
+    np.frombuffer(buf, dtype=np.uint8)[::4096] = 1
+    buf.close()
+
+
 def interleaved(fns, repeat):
     """Median time of each function over ``repeat`` rounds, measured in alternation so that load
-    drifts on a shared machine hit every contender alike (one untimed warm-up round first)."""
+    drifts on a shared machine hit every contender alike (one untimed warm-up round first). Before
+    each timing, :func:`prime_pages` puts host-backed pages first in line for every contender alike."""
     for fn in fns:
         fn()
         _cleanup()
     times = [[] for _ in fns]
     for _ in range(repeat):
         for i, fn in enumerate(fns):
+            prime_pages()
             t0 = CLOCK()
-            fn()
+            result = fn()
             times[i].append(CLOCK() - t0)
-            _cleanup()  # delete a store after its timing: each collection starts from an empty disk cache
-    return [float(np.median(t)) for t in times]
+            # what a contender returns is freed after its timing, as a user's result outlives the call
+            # (unmapping 400 MB is not part of collecting it); likewise a store is deleted after its
+            # timing, so that each collection starts from an empty disk cache
+            del result
+            _cleanup()
+    return Medians(times)
+
+
+class Medians(list):
+    """The median time of each contender, with its rounds: ``ratio(i)`` is the median over rounds
+    of contender ``i``'s time over contender 0's in the same round (paired, so that a slow round
+    slows both sides of a ratio alike)."""
+
+    def __init__(self, rounds):
+        super().__init__(float(np.median(t)) for t in rounds)
+        self.rounds = [np.asarray(t) for t in rounds]
+
+    def ratio(self, i, to=0):
+        return float(np.median(self.rounds[i] / self.rounds[to]))
 
 
 def bare_forward(model, batches, kw=False):
@@ -71,15 +111,14 @@ def mlp_case(n, repeat):
     model, X, batches, names = _mlp(n)
     bs = batches[0].shape[0]
     def to_disk():
-        tm.collect(model, X, layers=names, batch_size=bs, progress=False, store=fresh_store())
+        return tm.collect(model, X, layers=names, batch_size=bs, progress=False, store=fresh_store())
 
-    t_bare, t_mem, t_disk, t_hand, t_hand_disk = interleaved([
+    return f"MLP 4x512, n={n}, 4 layers", interleaved([
         lambda: bare_forward(model, batches),
         lambda: tm.collect(model, X, layers=names, batch_size=bs, progress=False),
         to_disk,
         lambda: hand_collect(model, batches, names, n),
         lambda: hand_collect(model, batches, names, n, folder=os.path.dirname(fresh_store()))], repeat)
-    return f"MLP 4x512, n={n}, 4 layers", t_bare, t_mem, t_disk, (t_hand, t_hand_disk)
 
 
 def hand_collect(model, batches, names, n, folder=None):
@@ -131,14 +170,13 @@ def minilm_case(n, repeat):
     bs = 64
     batches = [{k: v[i:i + bs] for k, v in enc.items()} for i in range(0, n, bs)]
     def to_disk():
-        tm.collect(model, enc, layers=MINILM_LAYERS, reduce="mean", batch_size=bs, progress=False,
+        return tm.collect(model, enc, layers=MINILM_LAYERS, reduce="mean", batch_size=bs, progress=False,
                        store=fresh_store())
 
-    t_bare, t_mem, t_disk = interleaved([
+    return f"MiniLM, {n} sentences x 48 tokens, 7 states", interleaved([
         lambda: bare_forward(model, batches, kw=True),
         lambda: tm.collect(model, enc, layers=MINILM_LAYERS, reduce="mean", batch_size=bs, progress=False),
         to_disk], repeat)
-    return f"MiniLM, {n} sentences x 48 tokens, 7 states", t_bare, t_mem, t_disk
 
 
 def minilm_tokens_case(n, repeat):
@@ -152,14 +190,13 @@ def minilm_tokens_case(n, repeat):
     n_tok = sum(int(b["attention_mask"].sum()) for b in batches)
 
     def to_disk():
-        tm.collect(model, batches, layers=MINILM_LAYERS, reduce="tokens", progress=False,
+        return tm.collect(model, batches, layers=MINILM_LAYERS, reduce="tokens", progress=False,
                        store=fresh_store())
 
-    t_bare, t_mem, t_disk = interleaved([
+    return f"MiniLM per token, {n} texts = {n_tok:,} tokens x 7", interleaved([
         lambda: bare_forward(model, batches, kw=True),
         lambda: tm.collect(model, batches, layers=MINILM_LAYERS, reduce="tokens", progress=False),
         to_disk], repeat)
-    return f"MiniLM per token, {n} texts = {n_tok:,} tokens x 7", t_bare, t_mem, t_disk
 
 
 def pages_case(repeat, mb=100):
@@ -195,7 +232,30 @@ def pages_case(repeat, mb=100):
             float(a.sum())
 
     t_t, t_n = interleaved([torch_sum, numpy_sum], repeat)
-    return mb, t_huge, t_small, t_t / reps, t_n / reps
+    return mb, t_huge, t_small, t_t / reps, t_n / reps, host_reclaim(4 * mb)
+
+
+def host_reclaim(mb, waits=(0.0, 3.0)):
+    """Seconds to populate ``mb`` MB of fresh result pages right after freeing as much, and after
+    leaving it free for each of ``waits`` seconds (median of 3): on a machine whose balloon reports
+    free pages, memory left free for ~2 s goes back to the host and costs far more to touch again."""
+    import time as _time
+
+    from topo_mi.activations._collect import _empty_prefaulted
+
+    n = mb * (1 << 20) // 4 // 512
+    out = []
+    for wait in waits:
+        ts = []
+        for _ in range(3):
+            prime_pages(mb)
+            _time.sleep(wait)
+            t0 = _time.perf_counter()
+            a = _empty_prefaulted((n, 512))
+            ts.append(_time.perf_counter() - t0)
+            del a
+        out.append((wait, float(np.median(ts))))
+    return mb, out
 
 
 def _populate_one_call(shape):
@@ -337,8 +397,7 @@ def variants_case(n, repeat):
     if n * 512 * 4 >= _PREFAULT_MIN_BYTES:  # smaller results are plain np.empty: nothing to populate
         fns["populate the result: one madvise call"] = populate(_populate_one_call)
         fns["populate the result: one slice per core (collect)"] = populate(_empty_prefaulted)
-    times = interleaved(list(fns.values()), repeat)
-    return n, list(zip(fns, times))
+    return n, list(fns), interleaved(list(fns.values()), repeat)
 
 
 def _mlp(n):
@@ -383,16 +442,19 @@ def iter_batches_case(n, d, repeat, batch_size=1024):
 
 
 def main():
+    global CLOCK, PRIME_MB
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, one repeat")
     ap.add_argument("--repeat", type=int, default=None, help="timed rounds (default 5, 1 with --quick)")
     ap.add_argument("--cases", default="mlp,minilm,tokens,iter,pages,variants",
                     help="comma-separated subset of mlp, minilm, tokens, iter, pages, variants")
+    ap.add_argument("--prime-mb", type=int, default=PRIME_MB,
+                    help="MB touched and freed before each timing (see prime_pages; 0: none)")
     ap.add_argument("--cpu-time", action="store_true",
                     help="one thread, and this process's CPU seconds instead of wall seconds (steadier on a "
                          "machine shared with other jobs; excludes time blocked on disk)")
     args = ap.parse_args()
-    global CLOCK
+    PRIME_MB = args.prime_mb
     if args.cpu_time:
         CLOCK = time.process_time
         torch.set_num_threads(1)
@@ -405,13 +467,16 @@ def main():
           flush=True)
 
     def show(row):
-        name, tb, tmem, tdisk = row[:4]
-        print(f"{name:<48} {tb:>10.3f} {tmem:>10.3f} {tmem / tb:>6.2f} {tdisk:>10.3f} {tdisk / tb:>6.2f}", flush=True)
-        if len(row) > 4:  # the hand-written collection's times (RAM, raw files)
-            th, thd = row[4]
-            print(f"{'  hand-written hooks (np.empty / raw files)':<48} {tb:>10.3f} {th:>10.3f} {th / tb:>6.2f}"
-                  f" {thd:>10.3f} {thd / tb:>6.2f}   collect / hand-written {tmem / th:.2f}x (disk {tdisk / thd:.2f}x)",
-                  flush=True)
+        """Median times; ratios are medians over rounds of each round's paired ratio (Medians.ratio)."""
+        name, m = row
+        tb, tmem, tdisk = m[:3]
+        print(f"{name:<48} {tb:>10.3f} {tmem:>10.3f} {m.ratio(1):>6.2f} {tdisk:>10.3f} {m.ratio(2):>6.2f}",
+              flush=True)
+        if len(m) > 3:  # the hand-written collection's times (RAM, raw files)
+            th, thd = m[3:5]
+            print(f"{'  hand-written hooks (np.empty / raw files)':<48} {tb:>10.3f} {th:>10.3f} {m.ratio(3):>6.2f}"
+                  f" {thd:>10.3f} {m.ratio(4):>6.2f}   collect / hand-written {m.ratio(1, 3):.2f}x"
+                  f" (disk {m.ratio(2, 4):.2f}x)", flush=True)
 
     import atexit
 
@@ -427,18 +492,20 @@ def main():
     except ImportError as exc:
         print(f"(MiniLM skipped: {exc})")
     if "pages" in cases:
-        mb, t_huge, t_small, t_t, t_n = pages_case(repeat)
+        mb, t_huge, t_small, t_t, t_n, (rmb, reclaim) = pages_case(repeat)
         print(f"\nresult pages, {mb} MB populated and filled: 2 MiB pages (MADV_HUGEPAGE + MADV_POPULATE_WRITE) "
               f"{t_huge:.4f} s, MAP_POPULATE (4 KiB) {t_small:.4f} s ({t_small / t_huge:.2f}x); finiteness check of "
               f"a 1024 x 512 batch: torch sum {1e6 * t_t:.0f} us, numpy sum {1e6 * t_n:.0f} us ({t_n / t_t:.1f}x)",
               flush=True)
+        base = reclaim[0][1]
+        print(f"populating {rmb} MB of result pages: " + ", ".join(
+            f"{t:.3f} s after {w:g} s free ({t / base:.1f}x)" for w, t in reclaim), flush=True)
     if "variants" in cases:
         for size in ((10_000,) if args.quick else (10_000, 50_000)):
-            nv, rows = variants_case(size, repeat)
-            base = rows[0][1]
+            nv, labels, m = variants_case(size, repeat)
             print(f"\nthe choices inside collect, MLP 4x512, n={nv:,} (hand-made hooks; ratio to the bare forward)")
-            for name, t in rows:
-                print(f"{name:<64} {t:>8.3f} s {t / base:>6.2f}")
+            for i, (name, t) in enumerate(zip(labels, m)):
+                print(f"{name:<64} {t:>8.3f} s {m.ratio(i):>6.2f}")
     if "iter" not in cases:
         return
     n, d, t_ref, t_shuf, t_seq = iter_batches_case(20_000 if args.quick else 200_000, 384, repeat)

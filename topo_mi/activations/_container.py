@@ -11,6 +11,12 @@ from topo_mi._validation import as_array, check_choice, check_finite, fail, unkn
 from topo_mi.errors import InvalidParameterError
 
 
+def _strictly_increasing(ids: np.ndarray) -> bool:
+    """Sorted, distinct numeric ids (the default ``0..n-1``, or ids read back in order): unique
+    without sorting a copy (one comparison pass instead of ``np.unique``'s sort)."""
+    return ids.dtype.kind in "iu" and bool(np.all(ids[1:] > ids[:-1]))
+
+
 class Activations(Mapping):
     """Activations of several layers over one shared sample axis.
 
@@ -68,7 +74,7 @@ class Activations(Mapping):
         sample_ids = np.asarray(sample_ids)
         if sample_ids.shape != (self._n,):
             fail("sample_ids", f"an array of shape ({self._n},)", f"shape {sample_ids.shape}", raw=True)
-        if len(np.unique(sample_ids)) != self._n:
+        if not _strictly_increasing(sample_ids) and len(np.unique(sample_ids)) != self._n:
             fail("sample_ids", "unique ids", f"{self._n - len(np.unique(sample_ids))} duplicates", raw=True)
         self._ids = _readonly(sample_ids)
         if labels is not None:

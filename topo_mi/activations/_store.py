@@ -127,10 +127,14 @@ def _update(h, obj):
     if hasattr(obj, "detach") and hasattr(obj, "cpu"):
         t = obj.detach().cpu().contiguous()
         h.update(str(tuple(t.shape)).encode() + str(t.dtype).encode())
-        h.update(t.view(-1).view(dtype=_byte_dtype()).numpy().tobytes() if t.numel() else b"")
+        if t.numel():  # the bytes hashed in place (no copy)
+            h.update(memoryview(t.view(-1).view(dtype=_byte_dtype()).numpy()))
     elif isinstance(obj, np.ndarray):
         h.update(str(obj.shape).encode() + str(obj.dtype).encode())
-        h.update(np.ascontiguousarray(obj).tobytes())
+        if obj.dtype.hasobject:
+            h.update(np.ascontiguousarray(obj).tobytes())
+        elif obj.size:
+            h.update(memoryview(np.ascontiguousarray(obj).reshape(-1).view(np.uint8)))
     elif isinstance(obj, dict) or (hasattr(obj, "keys") and hasattr(obj, "items")):
         for k in sorted(obj.keys(), key=str):
             h.update(str(k).encode())
