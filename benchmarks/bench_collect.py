@@ -5,9 +5,14 @@ Cases: a 4 x 512 MLP on 50,000 inputs (all hidden layers); the real MiniLM on se
 hidden states, mean-pooled) and per token (``reduce="tokens"`` on the 'text' corpus); each in
 memory and streaming to an on-disk store (which includes writing every byte's checksum). Times are
 medians of ``--repeat`` rounds, contenders interleaved within each round so that load drifts on a
-shared machine hit all alike. Goals: collect <= 1.15x a bare forward in memory, <= 1.3x to disk.
+shared machine hit all alike; a ratio is the median over rounds of the two contenders' times in the
+same round. Each contender's result is freed after its timing (as a user's result outlives the
+call), and before each timing 1 GB is touched and freed (``--prime-mb``) so that every contender
+gets pages its host backs now: on a virtual machine whose balloon reports free memory to the host,
+pages left free for ~2 s cost ~13x more to touch again (``--cases pages`` measures it here).
+Goals: collect <= 1.15x a bare forward in memory, <= 1.3x to disk.
 
-    python benchmarks/bench_collect.py [--quick] [--repeat N] [--cpu-time]
+    python benchmarks/bench_collect.py [--quick] [--repeat N] [--cases ...] [--prime-mb MB] [--cpu-time]
 """
 from __future__ import annotations
 

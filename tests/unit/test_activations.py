@@ -350,3 +350,20 @@ def test_in_place_op_after_a_recorded_layer_does_not_alter_the_store(tmp_path):
     assert (np.asarray(acts["0"]) < 0).any()
     np.testing.assert_array_equal(np.asarray(acts["1"]), torch.relu(h).numpy())
     assert Activations.load(tmp_path / "s", verify=True).n_samples == 300
+
+
+@pytest.mark.parametrize("ids, ok", [
+    (np.arange(6), True),                       # the default: sorted and distinct, no sort needed
+    (np.array([5, 3, 9, 0, 1, 2]), True),       # distinct but unsorted: checked by np.unique
+    (np.array(list("abcdef")), True),           # string ids
+    (np.array([0, 1, 2, 2, 3, 4]), False),      # sorted with a repeat
+    (np.array([4, 1, 4, 0, 2, 3]), False),      # unsorted with a repeat
+    (np.array(list("abcdea")), False),
+])
+def test_sample_ids_must_be_unique(ids, ok):
+    X = {"a": np.zeros((6, 2), dtype=np.float32)}
+    if ok:
+        assert list(Activations(X, sample_ids=ids).sample_ids) == list(ids)
+    else:
+        with pytest.raises(InvalidParameterError, match="sample_ids.*1 duplicates"):
+            Activations(X, sample_ids=ids)

@@ -150,7 +150,7 @@ def model_fingerprint(model) -> str:
         t = t.detach().cpu().contiguous()
         h.update(name.encode() + str(tuple(t.shape)).encode() + str(t.dtype).encode())
         if t.numel():
-            h.update(t.view(-1).view(torch.uint8).numpy().tobytes())
+            h.update(memoryview(t.view(-1).view(torch.uint8).numpy()))  # hashed in place, no copy
     return h.hexdigest()[:32]
 
 
@@ -490,9 +490,22 @@ class _Job:
 
 
 def _known_rows(inputs, n_rows, tokens_mode):
-    """Rows of the result when known before running: the sample count, or the real tokens."""
-    if not tokens_mode or n_rows is None:
-        return n_rows if not tokens_mode else None
+    """Rows of the result when known before running: the sample count, or the real tokens (from
+    the attention mask of a dict, or of every batch of a list of dict batches), so that the rows
+    go straight into their result instead of being concatenated at the end."""
+    if not tokens_mode:
+        return n_rows
+    if n_rows is None:
+        if not isinstance(inputs, (list, tuple)):
+            return None
+        total = 0
+        for item in inputs:
+            x = item[0] if isinstance(item, (list, tuple)) and item else item
+            mask = x.get("attention_mask") if hasattr(x, "get") else None
+            if mask is None:
+                return None
+            total += int(mask.sum() if hasattr(mask, "sum") else np.asarray(mask).sum())
+        return total
     mask = inputs.get("attention_mask") if hasattr(inputs, "get") else None
     if mask is None:
         return None
