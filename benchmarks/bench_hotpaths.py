@@ -345,12 +345,13 @@ def bench_twonn(sizes, big, sub):
 def bench_collect(n, repeat):
     from bench_collect import mlp_case
 
-    what, t_bare, t_mem, t_disk, (t_hand, t_hand_disk) = mlp_case(n, repeat)
+    what, m = mlp_case(n, repeat)  # ratios: medians of each round's paired ratio (bench_collect.Medians)
+    t_bare, t_mem, t_disk, t_hand, t_hand_disk = m
     row(f"collect, {what}", f"{t_mem:.2f} s in memory, {t_disk:.2f} s to disk",
-        f"bare forward {t_bare:.2f} s; hooks by hand into np.empty {t_hand:.2f} s ({t_hand / t_bare:.2f}x), "
-        f"into raw files {t_hand_disk:.2f} s ({t_hand_disk / t_bare:.2f}x)",
-        f"{t_mem / t_bare:.2f}x (disk {t_disk / t_bare:.2f}x); {t_mem / t_hand:.2f}x the hand-written "
-        f"(disk {t_disk / t_hand_disk:.2f}x)")
+        f"bare forward {t_bare:.2f} s; hooks by hand into np.empty {t_hand:.2f} s ({m.ratio(3):.2f}x), "
+        f"into raw files {t_hand_disk:.2f} s ({m.ratio(4):.2f}x)",
+        f"{m.ratio(1):.2f}x (disk {m.ratio(2):.2f}x); {m.ratio(1, 3):.2f}x the hand-written "
+        f"(disk {m.ratio(2, 4):.2f}x)")
 
 
 def main(argv=None):
