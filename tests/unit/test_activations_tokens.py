@@ -182,3 +182,24 @@ def test_from_mapping_hf_names_and_padding():
                                      attention_mask=batch["attention_mask"], names=["a", "b"])
     assert named.layers == ["a", "b"]
     assert h.shape[-1] == 3
+
+
+def test_a_list_of_dict_batches_gives_the_rows_of_the_whole_batch():
+    # a list of dict batches is sized from its attention masks up front (the rows go straight into
+    # the result); (dict, labels) pairs too; a list whose batches lack masks is concatenated
+    m = TokenModel()
+    whole = _padded_batch()
+    ref = collect(m, whole, layers=["block"], reduce="tokens", batch_size=2, progress=False)
+    parts = [{k: v[i:i + 2] for k, v in whole.items()} for i in (0, 2)]
+    from topo_mi.activations._collect import _known_rows
+
+    assert _known_rows(parts, None, True) == 13
+    assert _known_rows([(p, torch.tensor([0, 1])) for p in parts], None, True) == 13
+    assert _known_rows([p["input_ids"] for p in parts], None, True) is None
+    for inputs in (parts, [(p, torch.tensor([5, 6])) for p in parts]):
+        acts = collect(m, inputs, layers=["block"], reduce="tokens", progress=False)
+        np.testing.assert_array_equal(acts["block"], ref["block"])
+        np.testing.assert_array_equal(acts.token_index, ref.token_index)
+    labelled = collect(m, [(p, torch.tensor([5, 6])) for p in parts], layers=["block"], reduce="tokens",
+                       progress=False)
+    np.testing.assert_array_equal(labelled.labels, np.repeat([5, 6, 5, 6], whole["attention_mask"].sum(1)))
