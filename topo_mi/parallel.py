@@ -64,19 +64,57 @@ class SerialExecutor(Executor):
         return [fn(it) for it in _progress(items, total=len(items), desc=desc, enabled=progress)]
 
 
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def _limit_threads(k: int) -> None:
+    """Worker initializer: at most ``k`` threads for BLAS, OpenMP and torch in this worker (the
+    libraries loaded later read the variables; those already loaded are limited through
+    threadpoolctl)."""
+    for var in _THREAD_VARS:
+        os.environ[var] = str(k)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=k)
+    except Exception:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        pass
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(k)
+
+
 class ProcessExecutor(Executor):
-    """A local process pool; ``n_workers`` defaults to the number of cores."""
+    """A local process pool; ``n_workers`` defaults to the number of cores.
+
+    ``threads_per_worker`` (default: the cores divided among the workers, at least 1) caps the
+    BLAS/OpenMP/torch threads of each worker, so that the workers do not oversubscribe the cores
+    (as joblib's workers do). Two workers on 2 cores with 2 BLAS threads each took 63 s of wall
+    time for the MiniLM token job (7 layers of ``persistence(max_error=2.0)``), against 58 s with
+    one thread each (``benchmarks/bench_hotpaths.py --rows minilm``)."""
 
     name = "process"
 
-    def __init__(self, n_workers: int | None = None, *, mp_context: str | None = None, retries: int = 1):
+    def __init__(self, n_workers: int | None = None, *, mp_context: str | None = None, retries: int = 1,
+                 threads_per_worker: int | None = None):
         if n_workers is None:
             n_workers = os.cpu_count() or 1
         self.n_workers = check_int("n_workers", n_workers, min_value=1)
         self.retries = check_int("retries", retries, min_value=0)
+        if threads_per_worker is not None:
+            check_int("threads_per_worker", threads_per_worker, min_value=1)
+        self._threads = threads_per_worker
         if mp_context is None:
             mp_context = os.environ.get("TOPO_MI_MP_CONTEXT") or ("forkserver" if sys.platform.startswith("linux") else None)
         self.mp_context = mp_context
+
+    @property
+    def threads_per_worker(self) -> int:
+        """Threads of each worker of a full pool (a pool of fewer workers, for fewer tasks, gives
+        each its share of the cores)."""
+        return self._threads_for(self.n_workers)
+
+    def _threads_for(self, workers: int) -> int:
+        return self._threads if self._threads is not None else max(1, (os.cpu_count() or 1) // workers)
 
     def map(self, fn, items, *, desc=None, progress=True):
         from concurrent.futures import ProcessPoolExecutor
@@ -109,7 +147,9 @@ class ProcessExecutor(Executor):
         from concurrent.futures.process import BrokenProcessPool
 
         lost: list[int] = []
-        with ProcessPoolExecutor(max_workers=min(self.n_workers, len(pending)), mp_context=ctx) as pool:
+        workers = min(self.n_workers, len(pending))
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_limit_threads,
+                                 initargs=(self._threads_for(workers),)) as pool:
             futures = {pool.submit(fn, items[i]): i for i in pending}
             for fut in as_completed(futures):
                 i = futures[fut]

@@ -1,5 +1,6 @@
 """Shared pieces: validation messages, result save/load, executors, max-min landmarks."""
 import dataclasses
+import os
 
 import numpy as np
 import pytest
@@ -76,6 +77,26 @@ def test_executors_agree():
     assert isinstance(get_executor(None), SerialExecutor)
     with pytest.raises(UnknownNameError):
         get_executor("threads")
+
+
+def _blas_threads(_):
+    from threadpoolctl import threadpool_info
+
+    import numpy  # noqa: F401  (its BLAS is loaded by now either way)
+
+    return os.environ.get("OMP_NUM_THREADS"), max(i["num_threads"] for i in threadpool_info())
+
+
+def test_process_workers_share_the_cores_instead_of_oversubscribing_them():
+    # each worker gets cores // workers BLAS/OpenMP threads by default (at least 1), or what is asked
+    ex = ProcessExecutor(2)
+    assert ex.threads_per_worker == max(1, (os.cpu_count() or 1) // 2)
+    for env, blas in ex.map(_blas_threads, [0, 1], progress=False):
+        assert env == str(ex.threads_per_worker) and blas <= ex.threads_per_worker
+    one = ProcessExecutor(2, threads_per_worker=1).map(_blas_threads, [0, 1], progress=False)
+    assert [b for _, b in one] == [1, 1]
+    with pytest.raises(InvalidParameterError, match="threads_per_worker"):
+        ProcessExecutor(2, threads_per_worker=0)
 
 
 def test_maxmin_cover_radius_is_exact():
