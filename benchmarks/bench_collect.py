@@ -9,7 +9,7 @@ shared machine hit all alike; a ratio is the median over rounds of the two conte
 same round. Each contender's result is freed after its timing (as a user's result outlives the
 call), and before each timing 1 GB is touched and freed (``--prime-mb``) so that every contender
 gets pages its host backs now: on a virtual machine whose balloon reports free memory to the host,
-pages left free for ~2 s cost ~13x more to touch again (``--cases pages`` measures it here).
+pages left free for ~2 s cost ~9-14x more to touch again (``--cases pages`` measures it here).
 Goals: collect <= 1.15x a bare forward in memory, <= 1.3x to disk.
 
     python benchmarks/bench_collect.py [--quick] [--repeat N] [--cases ...] [--prime-mb MB] [--cpu-time]
@@ -56,7 +56,7 @@ def prime_pages(mb=None):
     """Map and touch ``mb`` MB of memory and free it again, so that the next allocations get pages
     the host backs now. On a virtual machine whose balloon reports free pages to the host
     (virtio-balloon free page reporting), memory that stays free for ~2 s is handed back and the next
-    first touch of it costs ~15x more (``--cases pages`` measures it); which contender gets such pages
+    first touch of it costs ~9-14x more (``--cases pages`` measures it); which contender gets such pages
     would otherwise depend on the order of the rounds."""
     import mmap
 

@@ -367,3 +367,14 @@ def test_sample_ids_must_be_unique(ids, ok):
     else:
         with pytest.raises(InvalidParameterError, match="sample_ids.*1 duplicates"):
             Activations(X, sample_ids=ids)
+
+
+def test_large_results_get_populated_pages_and_small_ones_np_empty():
+    # the in-memory sink takes torch's threaded copy only into pages mapped up front
+    from topo_mi.activations._collect import _PREFAULT_MIN_BYTES, _empty_prefaulted, _populated
+
+    big = _empty_prefaulted((_PREFAULT_MIN_BYTES // 4 // 512, 512))
+    small = _empty_prefaulted((1000, 512))
+    assert big.dtype == small.dtype == np.float32 and big.flags.writeable and big.flags.c_contiguous
+    assert _populated(big) and not _populated(small)
+    assert not _populated(np.empty((10, 3), dtype=np.float32))

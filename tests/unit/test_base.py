@@ -88,13 +88,18 @@ def _blas_threads(_):
 
 
 def test_process_workers_share_the_cores_instead_of_oversubscribing_them():
-    # each worker gets cores // workers BLAS/OpenMP threads by default (at least 1), or what is asked
+    # each worker gets cores // workers BLAS/OpenMP threads by default (at least 1), or what is asked;
+    # the workers report what they run with, whatever OMP_NUM_THREADS the tests themselves run under
+    cores = os.cpu_count() or 1
     ex = ProcessExecutor(2)
-    assert ex.threads_per_worker == max(1, (os.cpu_count() or 1) // 2)
+    assert ex.threads_per_worker == max(1, cores // 2)
+    assert ex._threads_for(1) == cores  # a pool of one worker (one task left) gets every core
+    assert ProcessExecutor(4 * cores).threads_per_worker == 1
     for env, blas in ex.map(_blas_threads, [0, 1], progress=False):
         assert env == str(ex.threads_per_worker) and blas <= ex.threads_per_worker
-    one = ProcessExecutor(2, threads_per_worker=1).map(_blas_threads, [0, 1], progress=False)
-    assert [b for _, b in one] == [1, 1]
+    for k in (1, 3):  # asked for: exactly that many, 3 more than these tests' own setting
+        got = ProcessExecutor(2, threads_per_worker=k).map(_blas_threads, [0, 1], progress=False)
+        assert got == [(str(k), k)] * 2
     with pytest.raises(InvalidParameterError, match="threads_per_worker"):
         ProcessExecutor(2, threads_per_worker=0)
 

@@ -495,18 +495,17 @@ def _known_rows(inputs, n_rows, tokens_mode):
     go straight into their result instead of being concatenated at the end."""
     if not tokens_mode:
         return n_rows
-    if n_rows is None:
-        if not isinstance(inputs, (list, tuple)):
-            return None
-        total = 0
-        for item in inputs:
-            x = item[0] if isinstance(item, (list, tuple)) and item else item
-            mask = x.get("attention_mask") if hasattr(x, "get") else None
-            if mask is None:
-                return None
-            total += int(mask.sum() if hasattr(mask, "sum") else np.asarray(mask).sum())
-        return total
-    mask = inputs.get("attention_mask") if hasattr(inputs, "get") else None
+    if n_rows is not None:
+        return _real_tokens(inputs)
+    if not isinstance(inputs, (list, tuple)):
+        return None
+    counts = [_real_tokens(item[0] if isinstance(item, (list, tuple)) and item else item) for item in inputs]
+    return None if any(c is None for c in counts) else sum(counts)
+
+
+def _real_tokens(x) -> int | None:
+    """The number of ones in a dict batch's ``attention_mask`` (None without one)."""
+    mask = x.get("attention_mask") if hasattr(x, "get") else None
     if mask is None:
         return None
     return int(mask.sum() if hasattr(mask, "sum") else np.asarray(mask).sum())
@@ -531,7 +530,7 @@ class _MemorySink:
                 raise InvalidParameterError(
                     f"inputs: more rows than the {self.total} expected (from the attention mask) at layer {name!r}")
             dst = chunks[0][self.row:self.row + arr.shape[0]]
-            if chunks[0].nbytes >= _PREFAULT_MIN_BYTES:
+            if _populated(chunks[0]):
                 # into populated pages torch's copy (on the intra-op threads) beats numpy's (on one);
                 # into pages that fault in on first touch it does not: the threads' faults contend
                 # (benchmarks/bench_collect.py --cases variants)
@@ -549,6 +548,17 @@ class _MemorySink:
 
 _PREFAULT_MIN_BYTES = 64 << 20  # smaller results: np.empty (the allocator's pages are as good)
 _MADV_POPULATE_WRITE = 23  # Linux >= 5.14; older kernels refuse it (EINVAL) and pages fault in on use
+
+
+def _populated(a: np.ndarray) -> bool:
+    """Whether ``a`` is a mapping of :func:`_empty_prefaulted` (its pages mapped up front), not the
+    ``np.empty`` it falls back to."""
+    import mmap
+
+    base = a.base
+    while isinstance(base, np.ndarray):  # views (the reshape) down to the buffer
+        base = base.base
+    return isinstance(base, memoryview) and isinstance(base.obj, mmap.mmap)
 
 
 def _empty_prefaulted(shape) -> np.ndarray:

@@ -74,8 +74,10 @@ class Activations(Mapping):
         sample_ids = np.asarray(sample_ids)
         if sample_ids.shape != (self._n,):
             fail("sample_ids", f"an array of shape ({self._n},)", f"shape {sample_ids.shape}", raw=True)
-        if not _strictly_increasing(sample_ids) and len(np.unique(sample_ids)) != self._n:
-            fail("sample_ids", "unique ids", f"{self._n - len(np.unique(sample_ids))} duplicates", raw=True)
+        if not _strictly_increasing(sample_ids):
+            n_unique = len(np.unique(sample_ids))
+            if n_unique != self._n:
+                fail("sample_ids", "unique ids", f"{self._n - n_unique} duplicates", raw=True)
         self._ids = _readonly(sample_ids)
         if labels is not None:
             labels = as_array(labels, "labels")

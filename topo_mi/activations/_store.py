@@ -20,7 +20,8 @@ is there: a last line cut short by an interruption is a batch not recorded, any 
 fails its checksum is damage. (One file renamed into place per batch, the earlier layout, is still
 read on resume.)
 A re-run with the same arguments verifies the finished batches, checks that each input batch hashes
-the same, and computes the rest; the manifest is written last. The checksums are CRC-32 (ISA-L where installed, ~24 GB/s; zlib gives the same values, ~4 GB/s): they catch accidental
+the same, and computes the rest; the manifest is written last. The checksums are CRC-32 (ISA-L
+where installed, ~24 GB/s; zlib gives the same values, ~4 GB/s): they catch accidental
 damage (a flipped byte, a truncated or edited file, a torn write after a power loss), not tampering.
 Verifying reads every byte once; ``verify=False`` skips it for trusted stores.
 """
@@ -358,9 +359,10 @@ class StoreWriter:
         return self.journal / f"b{k:06d}.npz"
 
     def _read_entries(self) -> tuple[dict[int, dict], dict[str, Any]]:
-        """The journal's entries by batch and the damaged ones. A final line without its newline is a write cut short by the interruption (its
-        batch is simply not recorded); any other line that does not parse or fails its checksum
-        is damage. Entries of the older layout (one ``b000042.json`` per batch) are read too."""
+        """The journal's entries by batch and the damaged ones. A final line without its newline
+        is a write cut short by the interruption (its batch is simply not recorded); any other
+        line that does not parse or fails its checksum is damage. Entries of the older layout
+        (one ``b000042.json`` per batch) are read too."""
         entries: dict[int, dict] = {}
         damaged: dict[str, Any] = {}
         if not self.journal.is_dir():
