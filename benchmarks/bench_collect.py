@@ -10,7 +10,9 @@ same round. Each contender's result is freed after its timing (as a user's resul
 call), and before each timing 1 GB is touched and freed (``--prime-mb``) so that every contender
 gets pages its host backs now: on a virtual machine whose balloon reports free memory to the host,
 pages left free for ~2 s cost ~9-14x more to touch again (``--cases pages`` measures it here).
-Goals: collect <= 1.15x a bare forward in memory, <= 1.3x to disk.
+Goals: collect <= 1.15x a bare forward in memory, <= 1.3x to disk. ``--cases split`` shows where
+collect's time goes: its hooks (populating the result, copying and checking the rows) and the
+forward between them, against a collection of the 10-wide output layer alone.
 
     python benchmarks/bench_collect.py [--quick] [--repeat N] [--cases ...] [--prime-mb MB] [--cpu-time]
 """
@@ -418,6 +420,60 @@ def _mlp(n):
     return model, X, [X[i:i + bs] for i in range(0, n, bs)], [str(i) for i in range(1, 8, 2)]
 
 
+def split_case(n, repeat):
+    """Where collect's time goes on the MLP case, against a bare forward in the same round: collect
+    of the 10-wide output layer alone (the machinery, no rows worth keeping), and of the 4 hidden
+    layers, its hooks timed from inside (populating the result pages; converting, checking and
+    copying the rows), the rest being the forward itself. Returns (labels, Medians, parts) with
+    parts the median seconds of populate, other hook work and forward of the 4-layer collection,
+    and the forward's median paired ratio to the bare one for each collection."""
+    from topo_mi.activations import _collect
+
+    model, X, batches, names = _mlp(n)
+    bs = batches[0].shape[0]
+    spent = {"hooks": 0.0, "populate": 0.0}
+    record, populate = _collect._Job.record, _collect._populate
+
+    def timed_record(job, name, output):
+        t0 = time.perf_counter()
+        try:
+            return record(job, name, output)
+        finally:
+            spent["hooks"] += time.perf_counter() - t0
+
+    def timed_populate(buf, nbytes):
+        t0 = time.perf_counter()
+        try:
+            return populate(buf, nbytes)
+        finally:
+            spent["populate"] += time.perf_counter() - t0
+
+    parts = {"output only": [], "4 layers": []}
+
+    def collect(label, layers):
+        def go():
+            spent.update(hooks=0.0, populate=0.0)
+            t0 = time.perf_counter()
+            out = tm.collect(model, X, layers=layers, batch_size=bs, progress=False)
+            parts[label].append((time.perf_counter() - t0, spent["populate"], spent["hooks"]))
+            return out
+        return go
+
+    _collect._Job.record, _collect._populate = timed_record, timed_populate
+    try:
+        m = interleaved([lambda: bare_forward(model, batches), collect("output only", ["8"]),
+                         collect("4 layers", names)], repeat)
+    finally:
+        _collect._Job.record, _collect._populate = record, populate
+    bare = m.rounds[0]
+    fwd = {k: np.array([t - h for t, _, h in v[1:]]) for k, v in parts.items()}  # v[0]: the warm-up round
+    full = np.array(parts["4 layers"][1:])
+    split = (float(np.median(full[:, 1])), float(np.median(full[:, 2] - full[:, 1])), float(np.median(fwd["4 layers"])))
+    fwd_ratio = {k: float(np.median(v / bare)) for k, v in fwd.items()}
+    return ["bare forward", "collect, the 10-wide output layer only", f"collect, the 4 hidden layers ({n * 512 * 4 * 4 / 1e6:.0f} MB)"], m, \
+        split, fwd_ratio
+
+
 def iter_batches_case(n, d, repeat, batch_size=1024):
     """Rows/s of shuffled and in-order iter_batches over a memory-mapped store, against reading
     the memmap in order in batch-sized slices (the cheapest possible read)."""
@@ -451,8 +507,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, one repeat")
     ap.add_argument("--repeat", type=int, default=None, help="timed rounds (default 5, 1 with --quick)")
-    ap.add_argument("--cases", default="mlp,minilm,tokens,iter,pages,variants",
-                    help="comma-separated subset of mlp, minilm, tokens, iter, pages, variants")
+    ap.add_argument("--cases", default="mlp,minilm,tokens,iter,pages,variants,split",
+                    help="comma-separated subset of mlp, minilm, tokens, iter, pages, variants, split")
     ap.add_argument("--prime-mb", type=int, default=PRIME_MB,
                     help="MB touched and freed before each timing (see prime_pages; 0: none)")
     ap.add_argument("--cpu-time", action="store_true",
@@ -511,6 +567,16 @@ def main():
             print(f"\nthe choices inside collect, MLP 4x512, n={nv:,} (hand-made hooks; ratio to the bare forward)")
             for i, (name, t) in enumerate(zip(labels, m)):
                 print(f"{name:<64} {t:>8.3f} s {m.ratio(i):>6.2f}")
+    if "split" in cases:
+        n_split = 10_000 if args.quick else 50_000
+        labels, m, (t_pop, t_hooks, t_fwd), fwd_ratio = split_case(n_split, repeat)
+        print(f"\nwhere collect's time goes, MLP 4x512, n={n_split:,} (ratio to the bare forward of the same round)")
+        for i, (name, t) in enumerate(zip(labels, m)):
+            print(f"{name:<64} {t:>8.3f} s {m.ratio(i):>6.2f}")
+        print(f"{'  in its hooks: populating the result pages':<64} {t_pop:>8.3f} s")
+        print(f"{'  in its hooks: converting, checking and copying the rows':<64} {t_hooks:>8.3f} s")
+        print(f"{'  the forward itself, between the hooks':<64} {t_fwd:>8.3f} s {fwd_ratio['4 layers']:>6.2f}"
+              f"   (with the output layer only: {fwd_ratio['output only']:.2f})")
     if "iter" not in cases:
         return
     n, d, t_ref, t_shuf, t_seq = iter_batches_case(20_000 if args.quick else 200_000, 384, repeat)
