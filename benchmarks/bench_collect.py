@@ -242,6 +242,33 @@ def pages_case(repeat, mb=100):
     return mb, t_huge, t_small, t_t / reps, t_n / reps, host_reclaim(4 * mb)
 
 
+def reserve_case(repeat, mb=400, piece_mb=2):
+    """Seconds to write ``mb`` MB to a new file in ``piece_mb`` MiB ``pwrite`` calls (a layer file
+    of the MLP case), plain and into blocks reserved up front without changing the file's size
+    (``fallocate(FALLOC_FL_KEEP_SIZE)``, as the store's writer does), the reservation timed too."""
+    from topo_mi.activations._store import _keep_size_fallocate
+
+    piece = memoryview(np.random.default_rng(0).random((piece_mb << 20) // 4, dtype=np.float32)).cast("B")
+    count = mb * (1 << 20) // len(piece)
+
+    def write(reserve):
+        def go():
+            folder = os.path.dirname(fresh_store())
+            os.makedirs(folder, exist_ok=True)
+            fd = os.open(os.path.join(folder, "f"), os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                if reserve and not _keep_size_fallocate(fd, 0, count * len(piece)):
+                    raise OSError("fallocate(FALLOC_FL_KEEP_SIZE) refused here")
+                for i in range(count):
+                    os.pwrite(fd, piece, i * len(piece))
+            finally:
+                os.close(fd)
+        return go
+
+    plain, reserved = interleaved([write(False), write(True)], repeat)
+    return count * len(piece) >> 20, plain, reserved
+
+
 def host_reclaim(mb, waits=(0.0, 3.0)):
     """Seconds to populate ``mb`` MB of fresh result pages right after freeing as much, and after
     leaving it free for each of ``waits`` seconds (median of 3): on a machine whose balloon reports
@@ -292,7 +319,7 @@ def variants_case(n, repeat):
     from concurrent.futures import ThreadPoolExecutor
 
     from topo_mi.activations._collect import _empty_prefaulted
-    from topo_mi.activations._store import crc32 as isal_crc32
+    from topo_mi.activations._store import _keep_size_fallocate, crc32 as isal_crc32
 
     model, X, batches, names = _mlp(n)
     mods = dict(model.named_modules())
@@ -332,11 +359,14 @@ def variants_case(n, repeat):
         run(hook_for, lambda k, rows: pos.__setitem__(0, pos[0] + rows))
         return out
 
-    def to_files(crc, journal=None, thread=False):
+    def to_files(crc, journal=None, thread=False, reserve=False):
         def go():
             folder = os.path.dirname(fresh_store())
             os.makedirs(folder, exist_ok=True)
             fds = {nm: os.open(os.path.join(folder, f"{nm}.f32"), os.O_RDWR | os.O_CREAT, 0o644) for nm in names}
+            if reserve:  # the layer files' blocks reserved up front, their size unchanged
+                for fd in fds.values():
+                    _keep_size_fallocate(fd, 0, n * 512 * 4)
             log = open(os.path.join(folder, "batches.jsonl"), "a") if journal == "append" else None
             pool = ThreadPoolExecutor(1) if thread else None
             state = {"row": 0, "crcs": {}, "pending": [], "prev": []}
@@ -397,7 +427,8 @@ def variants_case(n, repeat):
         "files: in the hook, zlib, no journal": to_files(zlib.crc32),
         "files: in the hook, ISA-L, no journal": to_files(isal_crc32),
         "files: in the hook, ISA-L, entry file renamed per batch": to_files(isal_crc32, "rename"),
-        "files: in the hook, ISA-L, line appended per batch (collect)": to_files(isal_crc32, "append"),
+        "files: in the hook, ISA-L, line appended per batch": to_files(isal_crc32, "append"),
+        "files: the same into reserved blocks (collect)": to_files(isal_crc32, "append", reserve=True),
     }
     from topo_mi.activations._collect import _PREFAULT_MIN_BYTES
 
@@ -558,6 +589,12 @@ def main():
               f"{t_huge:.4f} s, MAP_POPULATE (4 KiB) {t_small:.4f} s ({t_small / t_huge:.2f}x); finiteness check of "
               f"a 1024 x 512 batch: torch sum {1e6 * t_t:.0f} us, numpy sum {1e6 * t_n:.0f} us ({t_n / t_t:.1f}x)",
               flush=True)
+        try:
+            wmb, t_plain, t_res = reserve_case(repeat)
+            print(f"writing {wmb} MiB to a new file in 2 MiB pwrites: {t_plain:.3f} s plain, {t_res:.3f} s into "
+                  f"blocks reserved up front ({t_res / t_plain:.2f}x)", flush=True)
+        except OSError as exc:
+            print(f"(reserved blocks not measured: {exc})")
         base = reclaim[0][1]
         print(f"populating {rmb} MB of result pages: " + ", ".join(
             f"{t:.3f} s after {w:g} s free ({t / base:.1f}x)" for w, t in reclaim), flush=True)

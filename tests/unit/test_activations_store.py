@@ -324,3 +324,58 @@ def test_an_interrupted_collection_in_the_one_file_per_batch_journal_resumes(tmp
     assert m.calls == 1
     for n in LAYERS:
         assert np.asarray(out[n]).tobytes() == ref[n].tobytes()
+
+
+def _allocated(path):
+    st = path.stat()
+    return st.st_blocks * 512, st.st_size
+
+
+def test_layer_files_reserve_their_blocks_and_release_what_is_not_written(tmp_path, ref, monkeypatch):
+    """The writer reserves each layer's blocks ahead of its writes (the whole layer when the rows
+    are known) without changing what is written; nothing reserved outlives the call."""
+    from topo_mi.activations import _store
+
+    calls = []
+    real = _store._keep_size_fallocate
+    monkeypatch.setattr(_store, "_keep_size_fallocate", lambda fd, off, n: calls.append((off, n)) or real(fd, off, n))
+    out = _collect(tmp_path / "known")
+    assert sorted(calls) == [(0, 300 * 4 * 4), (0, 300 * 16 * 4)]  # one call per layer: its whole size
+    for n in LAYERS:
+        assert np.asarray(out[n]).tobytes() == ref[n].tobytes()
+    calls.clear()
+    batches = [X[i:i + 64] for i in range(0, 300, 64)]  # a list of batches: the row count is not known
+    out = _collect(tmp_path / "unknown", inputs=batches)
+    assert len(calls) == 2 and all(n >= 64 << 20 for _, n in calls)  # ahead, by 64 MiB at least
+    for n in LAYERS:
+        assert np.asarray(out[n]).tobytes() == ref[n].tobytes()
+    from topo_mi.activations._store import layer_file
+
+    for i, dim in enumerate((16, 4)):
+        allocated, size = _allocated(tmp_path / "unknown" / layer_file(i))
+        assert size == 300 * dim * 4
+        assert allocated < size + (1 << 20), f"layer {i}: {allocated} bytes allocated for {size}"
+
+
+def test_an_interrupted_collection_releases_its_reserved_blocks(tmp_path, ref):
+    batches = [X[i:i + 64] for i in range(0, 300, 64)]  # 64 MiB reserved ahead per layer file
+    with pytest.raises(RuntimeError, match="interrupted"):
+        _collect(tmp_path / "s", Flaky(fail_at=4), inputs=batches)
+    from topo_mi.activations._store import layer_file
+
+    for i, dim in enumerate((16, 4)):  # batches 0-2 written: 192 rows
+        allocated, size = _allocated(tmp_path / "s" / layer_file(i))
+        assert size == 192 * dim * 4
+        assert allocated < size + (1 << 20), f"layer {i}: {allocated} bytes allocated for {size}"
+    out = _collect(tmp_path / "s", inputs=batches)  # and it resumes as before
+    for n in LAYERS:
+        assert np.asarray(out[n]).tobytes() == ref[n].tobytes()
+
+
+def test_a_refused_reservation_writes_the_same_store(tmp_path, ref, monkeypatch):
+    from topo_mi.activations import _store
+
+    monkeypatch.setattr(_store, "_keep_size_fallocate", lambda fd, off, n: False)
+    out = _collect(tmp_path / "s")
+    for n in LAYERS:
+        assert np.asarray(out[n]).tobytes() == ref[n].tobytes()

@@ -649,7 +649,8 @@ def _run(job, inputs, store, meta, fingerprint, *, batch_size, progress, labels,
 
     batches, n_batches, n_rows = _iter_batches(inputs, batch_size)
     total = _known_rows(inputs, n_rows, job.tokens_mode)
-    writer = None if store is None else StoreWriter(store, fingerprint, job.names, repair=repair)
+    writer = None if store is None else StoreWriter(store, fingerprint, job.names, repair=repair,
+                                                        expected_rows=total)
     mem = _MemorySink(job.names, total) if writer is None else None
     ys: list[Any] = []
     index_chunks: list[np.ndarray] = []
