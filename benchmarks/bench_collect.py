@@ -7,8 +7,9 @@ memory and streaming to an on-disk store (which includes writing every byte's ch
 medians of ``--repeat`` rounds, contenders interleaved within each round so that load drifts on a
 shared machine hit all alike; a ratio is the median over rounds of the two contenders' times in the
 same round. Each contender's result is freed after its timing (as a user's result outlives the
-call), and before each timing 1 GB is touched and freed (``--prime-mb``) so that every contender
-gets pages its host backs now: on a virtual machine whose balloon reports free memory to the host,
+call), and before each timing 1 GB is touched and freed, and 1 GB written to a file and deleted
+(``--prime-mb``), so that every contender gets pages its host backs now, anonymous and in the
+page cache: on a virtual machine whose balloon reports free memory to the host,
 pages left free for ~2 s cost ~9-14x more to touch again (``--cases pages`` measures it here).
 Goals: collect <= 1.15x a bare forward in memory, <= 1.3x to disk. ``--cases split`` shows where
 collect's time goes: its hooks (populating the result, copying and checking the rows) and the
@@ -70,6 +71,25 @@ def prime_pages(mb=None):
         buf.madvise(mmap.MADV_HUGEPAGE)
     np.frombuffer(buf, dtype=np.uint8)[::4096] = 1
     buf.close()
+    if PRIME_CACHE:
+        prime_cache(PRIME_MB if mb is None else mb)
+
+
+PRIME_CACHE = True
+
+
+def prime_cache(mb):
+    """Write ``mb`` MB to a file in the temporary folder and delete it, so that the page cache's next
+    pages come from memory the host backs now. The page cache takes small pages, which the
+    anonymous priming above does not reach (it frees whole 2 MiB blocks)."""
+    chunk = np.ones(1 << 18, dtype=np.float32)  # 1 MiB
+    d = tempfile.mkdtemp()
+    try:
+        with open(os.path.join(d, "prime"), "wb", buffering=0) as fh:
+            for _ in range(mb):
+                fh.write(memoryview(chunk).cast("B"))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def interleaved(fns, repeat):
@@ -541,7 +561,8 @@ def main():
     ap.add_argument("--cases", default="mlp,minilm,tokens,iter,pages,variants,split",
                     help="comma-separated subset of mlp, minilm, tokens, iter, pages, variants, split")
     ap.add_argument("--prime-mb", type=int, default=PRIME_MB,
-                    help="MB touched and freed before each timing (see prime_pages; 0: none)")
+                    help="MB touched and freed, and MB written to a file and deleted, before each timing "
+                         "(see prime_pages, prime_cache; 0: none)")
     ap.add_argument("--cpu-time", action="store_true",
                     help="one thread, and this process's CPU seconds instead of wall seconds (steadier on a "
                          "machine shared with other jobs; excludes time blocked on disk)")
