@@ -71,17 +71,15 @@ def prime_pages(mb=None):
         buf.madvise(mmap.MADV_HUGEPAGE)
     np.frombuffer(buf, dtype=np.uint8)[::4096] = 1
     buf.close()
-    if PRIME_CACHE:
-        prime_cache(PRIME_MB if mb is None else mb)
 
 
-PRIME_CACHE = True
-
-
-def prime_cache(mb):
+def prime_cache(mb=None):
     """Write ``mb`` MB to a file in the temporary folder and delete it, so that the page cache's next
-    pages come from memory the host backs now. The page cache takes small pages, which the
-    anonymous priming above does not reach (it frees whole 2 MiB blocks)."""
+    pages come from memory the host backs now. The page cache takes small pages, which
+    :func:`prime_pages` does not reach (it frees whole 2 MiB blocks)."""
+    mb = PRIME_MB if mb is None else mb
+    if mb <= 0:
+        return
     chunk = np.ones(1 << 18, dtype=np.float32)  # 1 MiB
     d = tempfile.mkdtemp()
     try:
@@ -95,7 +93,8 @@ def prime_cache(mb):
 def interleaved(fns, repeat):
     """Median time of each function over ``repeat`` rounds, measured in alternation so that load
     drifts on a shared machine hit every contender alike (one untimed warm-up round first). Before
-    each timing, :func:`prime_pages` puts host-backed pages first in line for every contender alike."""
+    each timing, :func:`prime_pages` and :func:`prime_cache` put host-backed pages first in line for
+    every contender alike."""
     for fn in fns:
         fn()
         _cleanup()
@@ -103,6 +102,7 @@ def interleaved(fns, repeat):
     for _ in range(repeat):
         for i, fn in enumerate(fns):
             prime_pages()
+            prime_cache()
             t0 = CLOCK()
             result = fn()
             times[i].append(CLOCK() - t0)
@@ -263,7 +263,7 @@ def pages_case(repeat, mb=100):
 
 
 def reserve_case(repeat, mb=400, piece_mb=2):
-    """Seconds to write ``mb`` MB to a new file in ``piece_mb`` MiB ``pwrite`` calls (a layer file
+    """Seconds to write ``mb`` MiB to a new file in ``piece_mb`` MiB ``pwrite`` calls (a layer file
     of the MLP case), plain and into blocks reserved up front without changing the file's size
     (``fallocate(FALLOC_FL_KEEP_SIZE)``, as the store's writer does), the reservation timed too."""
     from topo_mi.activations._store import _keep_size_fallocate
@@ -475,9 +475,9 @@ def split_case(n, repeat):
     """Where collect's time goes on the MLP case, against a bare forward in the same round: collect
     of the 10-wide output layer alone (the machinery, no rows worth keeping), and of the 4 hidden
     layers, its hooks timed from inside (populating the result pages; converting, checking and
-    copying the rows), the rest being the forward itself. Returns (labels, Medians, parts) with
-    parts the median seconds of populate, other hook work and forward of the 4-layer collection,
-    and the forward's median paired ratio to the bare one for each collection."""
+    copying the rows), the rest being the forward itself. Returns the contenders' labels, their
+    Medians, the median seconds of populating, of the other hook work and of the forward in the
+    4-layer collection, and each collection's forward as a median paired ratio to the bare one."""
     from topo_mi.activations import _collect
 
     model, X, batches, names = _mlp(n)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import tempfile
@@ -9,6 +10,21 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+
+
+@functools.cache
+def libc_function(name: str, argtypes: tuple, restype=None):
+    """The C library's function ``name`` through ctypes (called without the GIL), with its argument
+    types, looked up once; None where there is no such function (another OS or C library)."""
+    import ctypes
+
+    try:
+        fn = getattr(ctypes.CDLL(None, use_errno=True), name)
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = list(argtypes)
+    fn.restype = ctypes.c_int if restype is None else restype
+    return fn
 
 
 def _read_umask() -> int:

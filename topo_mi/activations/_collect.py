@@ -608,16 +608,15 @@ def _populate(buf, nbytes: int) -> None:
     import os
     import threading
 
-    try:
-        madvise = ctypes.CDLL(None, use_errno=True).madvise
-    except (OSError, AttributeError):  # pragma: no cover - no libc symbol: one call, holding the GIL
+    from topo_mi._io import libc_function
+
+    madvise = libc_function("madvise", (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int))
+    if madvise is None:  # pragma: no cover - no libc symbol: one call, holding the GIL
         try:
             buf.madvise(_MADV_POPULATE_WRITE)
         except OSError:
             pass
         return
-    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    madvise.restype = ctypes.c_int
     addr = ctypes.addressof(ctypes.c_char.from_buffer(buf))
     step = -(-nbytes // max(1, min(os.cpu_count() or 1, 8)))
     step = -(-step // (2 << 20)) * (2 << 20)

@@ -31,14 +31,13 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from topo_mi._io import _json_default, atomic_path, read_json, write_json, write_npy
+from topo_mi._io import _json_default, atomic_path, libc_function, read_json, write_json, write_npy
 from topo_mi.errors import InvalidParameterError, StoreCorruptedError, StoreMismatchError
 
 STORE_FORMAT = "topo_mi.activations/2"
@@ -317,7 +316,7 @@ def open_store(path, *, mmap: bool = True, verify: bool = True) -> dict:
 # ---------------------------------------------------------------------------------------------
 # streaming writer (collect)
 # ---------------------------------------------------------------------------------------------
-_FALLOCATE = []  # libc's fallocate, looked up once (an empty entry: none here)
+_NOT_RESERVED = 1 << 62  # the reserved end of a file whose reservation was refused: never asked again
 
 
 def _keep_size_fallocate(fd: int, offset: int, length: int) -> bool:
@@ -325,19 +324,9 @@ def _keep_size_fallocate(fd: int, offset: int, length: int) -> bool:
     refused (the caller then writes without reserved blocks)."""
     if length <= 0:
         return True
-    if not _FALLOCATE:
-        fn = None
-        if sys.platform.startswith("linux"):
-            import ctypes
+    import ctypes
 
-            try:
-                fn = ctypes.CDLL(None, use_errno=True).fallocate
-                fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong]
-                fn.restype = ctypes.c_int
-            except (OSError, AttributeError):  # pragma: no cover - a libc without it
-                fn = None
-        _FALLOCATE.append(fn)
-    fn = _FALLOCATE[0]
+    fn = libc_function("fallocate", (ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong))
     return fn is not None and fn(fd, 1, offset, length) == 0  # 1: FALLOC_FL_KEEP_SIZE
 
 
@@ -531,7 +520,7 @@ class StoreWriter:
         """``data``'s bytes at ``offset`` of layer file ``i``; returns their CRC-32."""
         fd, buf, done = self._fd(i), memoryview(data).cast("B"), 0
         if offset + len(buf) > self._reserved.get(i, 0):
-            self._reserve(i, fd, offset + len(buf), data.shape[1] if data.ndim == 2 else 1)
+            self._reserve(i, fd, offset + len(buf), data.shape[1])
         while done < len(buf):  # pwrite: no file position, no user-space buffer to flush
             done += os.pwrite(fd, buf[done:], offset + done)
         return crc32(buf)
@@ -552,7 +541,7 @@ class StoreWriter:
         if start is None:  # what the file already holds (a resumed collection) needs no reservation
             start = os.fstat(fd).st_size
         if not _keep_size_fallocate(fd, start, target - start):
-            target = 1 << 62  # refused: not asked again for this file
+            target = _NOT_RESERVED
         self._reserved[i] = target
 
     def commit_batch(self, k: int, *, seqs: int, input_hash: str, extras: dict | None = None) -> None:
@@ -582,7 +571,7 @@ class StoreWriter:
     def close(self) -> None:
         for i, fd in self._fh.items():
             try:
-                if self._reserved.get(i, 0) < 1 << 62:  # release the blocks reserved past what was written
+                if self._reserved.get(i, 0) != _NOT_RESERVED:  # release what was reserved and not written
                     os.ftruncate(fd, os.fstat(fd).st_size)
             finally:
                 os.close(fd)
